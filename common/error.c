@@ -1,0 +1,116 @@
+/* error.c - error codes, their names and HTTP statuses, and the helpers
+ * that fill a struct tn_error. */
+#include "error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int http_status;
+} codes[TN_E_COUNT] = {
+	[TN_OK] = {"ok", 200},
+	[TN_E_INTERNAL] = {"internal", 500},
+	[TN_E_IO] = {"io", 500},
+	[TN_E_INVALID] = {"invalid", 400},
+	[TN_E_JSON] = {"malformed_json", 400},
+	[TN_E_NOT_FOUND] = {"not_found", 404},
+	[TN_E_EXISTS] = {"exists", 409},
+	[TN_E_CONFLICT] = {"conflict", 409},
+	[TN_E_TOO_LARGE] = {"too_large", 413},
+	[TN_E_UNAUTHORIZED] = {"unauthorized", 401},
+	[TN_E_FORBIDDEN] = {"forbidden", 403},
+	[TN_E_METHOD] = {"method_not_allowed", 405},
+	[TN_E_UNAVAILABLE] = {"unavailable", 503},
+	[TN_E_SIGNATURE] = {"bad_signature", 400},
+	[TN_E_UNRESOLVED] = {"unresolved", 422},
+	[TN_E_ARCHIVE_CORRUPT] = {"archive_corrupt", 400},
+	[TN_E_ARCHIVE_TRAVERSAL] = {"archive_traversal", 400},
+	[TN_E_ARCHIVE_ABSOLUTE] = {"archive_absolute_path", 400},
+	[TN_E_ARCHIVE_SYMLINK] = {"archive_not_regular", 400},
+	[TN_E_ARCHIVE_DUPLICATE] = {"archive_duplicate", 400},
+	[TN_E_ARCHIVE_TOO_MANY] = {"archive_too_many_entries", 400},
+	[TN_E_ARCHIVE_TOO_LARGE] = {"archive_too_large", 413},
+	[TN_E_ARCHIVE_RATIO] = {"archive_ratio", 400},
+};
+
+static int fill(struct tn_error *err, enum tn_errcode code, const char *suffix,
+		const char *fmt, va_list ap)
+{
+	if (code <= TN_OK || code >= TN_E_COUNT)
+		code = TN_E_INTERNAL;
+	if (err) {
+		int n;
+
+		err->code = code;
+		n = vsnprintf(err->message, sizeof err->message, fmt, ap);
+		if (suffix && n >= 0 && (size_t)n < sizeof err->message)
+			snprintf(err->message + n, sizeof err->message - (size_t)n,
+				 ": %s", suffix);
+	}
+	return -(int)code;
+}
+
+int tn_fail(struct tn_error *err, enum tn_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = fill(err, code, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int tn_fail_errno(struct tn_error *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = fill(err, errnum == ENOSPC || errnum == EFBIG ? TN_E_TOO_LARGE : TN_E_IO,
+		  strerror(errnum), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int tn_error_prefix(struct tn_error *err, const char *fmt, ...)
+{
+	char old[TN_ERROR_MESSAGE_MAX];
+	va_list ap;
+	int n;
+
+	if (!err)
+		return -(int)TN_E_INTERNAL;
+	memcpy(old, err->message, sizeof old);
+	va_start(ap, fmt);
+	n = vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof err->message)
+		snprintf(err->message + n, sizeof err->message - (size_t)n, ": %s", old);
+	return -(int)err->code;
+}
+
+void tn_error_clear(struct tn_error *err)
+{
+	if (err) {
+		err->code = TN_OK;
+		err->message[0] = '\0';
+	}
+}
+
+const char *tn_errcode_name(enum tn_errcode code)
+{
+	if (code < TN_OK || code >= TN_E_COUNT || !codes[code].name)
+		return "internal";
+	return codes[code].name;
+}
+
+int tn_errcode_http_status(enum tn_errcode code)
+{
+	if (code < TN_OK || code >= TN_E_COUNT || !codes[code].name)
+		return 500;
+	return codes[code].http_status;
+}
