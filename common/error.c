@@ -36,19 +36,36 @@ static const struct {
 	[TN_E_ARCHIVE_RATIO] = {"archive_ratio", 400},
 };
 
+/* Appends ": text" to err->message, truncating to fit (intended: messages
+ * are for people and must never overflow). */
+static void append_reason(struct tn_error *err, const char *text)
+{
+	size_t used = strnlen(err->message, sizeof err->message - 1);
+	size_t room = sizeof err->message - 1 - used;
+	size_t n = strlen(text);
+
+	if (room >= 2) {
+		memcpy(err->message + used, ": ", 2);
+		used += 2;
+		room -= 2;
+		if (n > room)
+			n = room;
+		memcpy(err->message + used, text, n);
+		used += n;
+	}
+	err->message[used] = '\0';
+}
+
 static int fill(struct tn_error *err, enum tn_errcode code, const char *suffix,
 		const char *fmt, va_list ap)
 {
 	if (code <= TN_OK || code >= TN_E_COUNT)
 		code = TN_E_INTERNAL;
 	if (err) {
-		int n;
-
 		err->code = code;
-		n = vsnprintf(err->message, sizeof err->message, fmt, ap);
-		if (suffix && n >= 0 && (size_t)n < sizeof err->message)
-			snprintf(err->message + n, sizeof err->message - (size_t)n,
-				 ": %s", suffix);
+		vsnprintf(err->message, sizeof err->message, fmt, ap);
+		if (suffix)
+			append_reason(err, suffix);
 	}
 	return -(int)code;
 }
@@ -80,16 +97,14 @@ int tn_error_prefix(struct tn_error *err, const char *fmt, ...)
 {
 	char old[TN_ERROR_MESSAGE_MAX];
 	va_list ap;
-	int n;
 
 	if (!err)
 		return -(int)TN_E_INTERNAL;
 	memcpy(old, err->message, sizeof old);
 	va_start(ap, fmt);
-	n = vsnprintf(err->message, sizeof err->message, fmt, ap);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof err->message)
-		snprintf(err->message + n, sizeof err->message - (size_t)n, ": %s", old);
+	append_reason(err, old);
 	return -(int)err->code;
 }
 
