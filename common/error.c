@@ -129,3 +129,39 @@ int tn_errcode_http_status(enum tn_errcode code)
 		return 500;
 	return codes[code].http_status;
 }
+
+/* Makes s[0..len) safe to put between quotes in a message that ends up on a
+ * terminal or in JSON: '"' and '\' escaped, bytes outside printable ASCII as
+ * \xNN, cut with "..." once it passes TN_SHOW_MAX.  Returns out->s. */
+const char *tn_show(const char *s, size_t len, struct tn_shown *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[4];
+		size_t k = 0;
+
+		if (c == '"' || c == '\\') {
+			esc[k++] = '\\';
+			esc[k++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			esc[k++] = '\\';
+			esc[k++] = 'x';
+			esc[k++] = hex[c >> 4];
+			esc[k++] = hex[c & 0xf];
+		} else {
+			esc[k++] = (char)c;
+		}
+		if (n + k > TN_SHOW_MAX) {
+			memcpy(out->s + n, "...", 3);
+			n += 3;
+			break;
+		}
+		memcpy(out->s + n, esc, k);
+		n += k;
+	}
+	out->s[n] = '\0';
+	return out->s;
+}

@@ -58,8 +58,10 @@ int tn_fail(struct tn_error *err, enum tn_errcode code, const char *fmt, ...)
 int tn_fail_errno(struct tn_error *err, int errnum, const char *fmt, ...)
 	TN_PRINTF(3, 4);
 
-/* Puts `prefix: ` in front of the message already in err (no-op for NULL
- * err); returns -err->code, for adding context while passing a failure up. */
+/* Puts `prefix: ` in front of the message already in err; returns
+ * -err->code, for adding context while passing a failure up.  With a NULL
+ * err the code is unknown and TN_E_INTERNAL is returned: callers that
+ * need the code keep a local struct tn_error. */
 int tn_error_prefix(struct tn_error *err, const char *fmt, ...) TN_PRINTF(2, 3);
 
 void tn_error_clear(struct tn_error *err);
@@ -69,5 +71,18 @@ const char *tn_errcode_name(enum tn_errcode code);
 
 /* The HTTP status a code maps to (400, 404, 409, 413, ...). */
 int tn_errcode_http_status(enum tn_errcode code);
+
+/* How much of an input an error message quotes: enough to recognise it, not
+ * so much that a hostile input crowds the reason out of the message. */
+#define TN_SHOW_MAX 80
+
+struct tn_shown {
+	char s[TN_SHOW_MAX + 8];
+};
+
+/* Makes s[0..len) safe to put between quotes in a message that ends up on a
+ * terminal or in JSON: '"' and '\' escaped, bytes outside printable ASCII as
+ * \xNN, cut with "..." once it passes TN_SHOW_MAX.  Returns out->s. */
+const char *tn_show(const char *s, size_t len, struct tn_shown *out);
 
 #endif

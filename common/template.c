@@ -11,52 +11,8 @@
 
 #include "xalloc.h"
 
-/* How much of an input an error message quotes: enough to recognise it, not
- * so much that a hostile input crowds the reason out of the message. */
-#define SHOW_MAX 80
-
 /* First allocation of the output; it doubles from there up to max_out. */
 #define OUT_INITIAL 256
-
-struct shown {
-	char s[SHOW_MAX + 8];
-};
-
-/* Makes s[0..len) safe to put between quotes in a message that ends up on a
- * terminal or in JSON: '"' and '\' escaped, bytes outside printable ASCII as
- * \xNN, cut with "..." once it passes SHOW_MAX.  Returns out->s. */
-static const char *show(const char *s, size_t len, struct shown *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[4];
-		size_t k = 0;
-
-		if (c == '"' || c == '\\') {
-			esc[k++] = '\\';
-			esc[k++] = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			esc[k++] = '\\';
-			esc[k++] = 'x';
-			esc[k++] = hex[c >> 4];
-			esc[k++] = hex[c & 0xf];
-		} else {
-			esc[k++] = (char)c;
-		}
-		if (n + k > SHOW_MAX) {
-			memcpy(out->s + n, "...", 3);
-			n += 3;
-			break;
-		}
-		memcpy(out->s + n, esc, k);
-		n += k;
-	}
-	out->s[n] = '\0';
-	return out->s;
-}
 
 static bool is_name_char(unsigned char c)
 {
@@ -100,7 +56,7 @@ static int scan_name(struct scanner *sc, struct piece *pc, struct tn_error *err)
 	size_t i = open + 2;
 	size_t end, name_start, name_end;
 	const char *close;
-	struct shown w, c;
+	struct tn_shown w, c;
 
 	pc->line = sc->line;
 	pc->column = (unsigned)(open - sc->line_start + 1);
@@ -123,26 +79,26 @@ static int scan_name(struct scanner *sc, struct piece *pc, struct tn_error *err)
 		if (t[i] == '\0')
 			return tn_fail(err, TN_E_INVALID,
 				       "NUL byte in template name \"%s\" at line %u, column %u",
-				       show(t + open, end + 2 - open, &w), pc->line, pc->column);
+				       tn_show(t + open, end + 2 - open, &w), pc->line, pc->column);
 		if (is_name_char((unsigned char)t[i]))
 			return tn_fail(err, TN_E_INVALID,
 				       "space inside template name \"%s\" at line %u, column %u",
-				       show(t + open, end + 2 - open, &w), pc->line, pc->column);
+				       tn_show(t + open, end + 2 - open, &w), pc->line, pc->column);
 		return tn_fail(err, TN_E_INVALID,
 			       "invalid character '%s' in template name \"%s\" at line %u, "
 			       "column %u (names are A-Z a-z 0-9 _ . -)",
-			       show(t + i, 1, &c), show(t + open, end + 2 - open, &w), pc->line,
+			       tn_show(t + i, 1, &c), tn_show(t + open, end + 2 - open, &w), pc->line,
 			       pc->column);
 	}
 	if (name_end == name_start)
 		return tn_fail(err, TN_E_INVALID,
 			       "empty template name \"%s\" at line %u, column %u",
-			       show(t + open, end + 2 - open, &w), pc->line, pc->column);
+			       tn_show(t + open, end + 2 - open, &w), pc->line, pc->column);
 	if (name_end - name_start > TN_TEMPLATE_NAME_MAX)
 		return tn_fail(err, TN_E_INVALID,
 			       "template name \"%s\" at line %u, column %u is longer than %d "
 			       "characters",
-			       show(t + open, end + 2 - open, &w), pc->line, pc->column,
+			       tn_show(t + open, end + 2 - open, &w), pc->line, pc->column,
 			       TN_TEMPLATE_NAME_MAX);
 	memcpy(pc->name, t + name_start, name_end - name_start);
 	pc->name[name_end - name_start] = '\0';

@@ -8,50 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How much of an input an error message quotes: enough to recognise it, not
- * so much that a hostile input crowds the reason out of the message. */
-#define SHOW_MAX 80
-
-struct shown {
-	char s[SHOW_MAX + 8];
-};
-
-/* Makes s[0..len) safe to put between quotes in a message that ends up on a
- * terminal or in JSON: '"' and '\' escaped, bytes outside printable ASCII as
- * \xNN, cut with "..." once it passes SHOW_MAX.  Returns out->s. */
-static const char *show(const char *s, size_t len, struct shown *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[4];
-		size_t k = 0;
-
-		if (c == '"' || c == '\\') {
-			esc[k++] = '\\';
-			esc[k++] = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			esc[k++] = '\\';
-			esc[k++] = 'x';
-			esc[k++] = hex[c >> 4];
-			esc[k++] = hex[c & 0xf];
-		} else {
-			esc[k++] = (char)c;
-		}
-		if (n + k > SHOW_MAX) {
-			memcpy(out->s + n, "...", 3);
-			n += 3;
-			break;
-		}
-		memcpy(out->s + n, esc, k);
-		n += k;
-	}
-	out->s[n] = '\0';
-	return out->s;
-}
-
 static bool is_qualifier_char(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -63,24 +19,24 @@ static bool is_qualifier_char(unsigned char c)
 static int parse_number(const char *vs, size_t vlen, const char *part, size_t plen,
 			const char *what, uint32_t *out, struct tn_error *err)
 {
-	struct shown t, p;
+	struct tn_shown t, p;
 	uint32_t v = 0;
 
 	if (plen == 0)
 		return tn_fail(err, TN_E_INVALID, "version \"%s\": %s part is empty",
-			       show(vs, vlen, &t), what);
+			       tn_show(vs, vlen, &t), what);
 	for (size_t i = 0; i < plen; i++)
 		if (part[i] < '0' || part[i] > '9')
 			return tn_fail(err, TN_E_INVALID,
 				       "version \"%s\": %s part \"%s\" is not a number",
-				       show(vs, vlen, &t), what, show(part, plen, &p));
+				       tn_show(vs, vlen, &t), what, tn_show(part, plen, &p));
 	for (size_t i = 0; i < plen; i++) {
 		uint32_t d = (uint32_t)(part[i] - '0');
 
 		if (v > (UINT32_MAX - d) / 10)
 			return tn_fail(err, TN_E_INVALID,
 				       "version \"%s\": %s part \"%s\" is larger than %" PRIu32,
-				       show(vs, vlen, &t), what, show(part, plen, &p),
+				       tn_show(vs, vlen, &t), what, tn_show(part, plen, &p),
 				       (uint32_t)UINT32_MAX);
 		v = v * 10 + d;
 	}
@@ -95,7 +51,7 @@ static int parse_version(const char *s, size_t len, struct tn_version *out, stru
 	static const char *const part_names[3] = {"major", "minor", "micro"};
 	struct tn_version v;
 	uint32_t *parts[3] = {&v.major, &v.minor, &v.micro};
-	struct shown t, q, c;
+	struct tn_shown t, q, c;
 	size_t pos = 0;
 	size_t qlen;
 	int rc;
@@ -121,18 +77,18 @@ static int parse_version(const char *s, size_t len, struct tn_version *out, stru
 	if (qlen == 0)
 		return tn_fail(err, TN_E_INVALID,
 			       "version \"%s\": qualifier is empty after the third '.'",
-			       show(s, len, &t));
+			       tn_show(s, len, &t));
 	for (size_t i = 0; i < qlen; i++)
 		if (!is_qualifier_char((unsigned char)s[pos + i]))
 			return tn_fail(err, TN_E_INVALID,
 				       "version \"%s\": qualifier \"%s\" contains '%s'; only "
 				       "A-Z a-z 0-9 _ - are allowed",
-				       show(s, len, &t), show(s + pos, qlen, &q),
-				       show(s + pos + i, 1, &c));
+				       tn_show(s, len, &t), tn_show(s + pos, qlen, &q),
+				       tn_show(s + pos + i, 1, &c));
 	if (qlen > TN_VERSION_QUALIFIER_MAX)
 		return tn_fail(err, TN_E_INVALID,
 			       "version \"%s\": qualifier is %zu characters, more than %d",
-			       show(s, len, &t), qlen, TN_VERSION_QUALIFIER_MAX);
+			       tn_show(s, len, &t), qlen, TN_VERSION_QUALIFIER_MAX);
 	memcpy(v.qualifier, s + pos, qlen);
 	v.qualifier[qlen] = '\0';
 done:
@@ -184,7 +140,7 @@ static int parse_bound(const char *rs, size_t rlen, const char *b, size_t blen, 
 		       const char *what, struct tn_version *out, struct tn_error *err)
 {
 	struct tn_error inner;
-	struct shown t;
+	struct tn_shown t;
 
 	while (trim && blen > 0 && b[0] == ' ') {
 		b++;
@@ -193,10 +149,10 @@ static int parse_bound(const char *rs, size_t rlen, const char *b, size_t blen, 
 	while (trim && blen > 0 && b[blen - 1] == ' ')
 		blen--;
 	if (blen == 0)
-		return tn_fail(err, TN_E_INVALID, "range \"%s\": %s is empty", show(rs, rlen, &t),
+		return tn_fail(err, TN_E_INVALID, "range \"%s\": %s is empty", tn_show(rs, rlen, &t),
 			       what);
 	if (parse_version(b, blen, out, &inner) != 0)
-		return tn_fail(err, inner.code, "range \"%s\": %s", show(rs, rlen, &t),
+		return tn_fail(err, inner.code, "range \"%s\": %s", tn_show(rs, rlen, &t),
 			       inner.message);
 	return 0;
 }
@@ -205,7 +161,7 @@ int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 {
 	size_t len = strlen(s);
 	struct tn_range r;
-	struct shown t, j;
+	struct tn_shown t, j;
 	const char *comma;
 	size_t close;
 	int rc, cmp;
@@ -223,11 +179,11 @@ int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 		if (open < len)
 			return tn_fail(err, TN_E_INVALID,
 				       "range \"%s\": unexpected \"%s\" before '%c'",
-				       show(s, len, &t), show(s, open, &j), s[open]);
+				       tn_show(s, len, &t), tn_show(s, open, &j), s[open]);
 		if (memchr(s, ',', len) || s[len - 1] == ']' || s[len - 1] == ')')
 			return tn_fail(err, TN_E_INVALID,
 				       "range \"%s\": missing opening '[' or '('",
-				       show(s, len, &t));
+				       tn_show(s, len, &t));
 		rc = parse_bound(s, len, s, len, false, "version", &r.low, err);
 		if (rc)
 			return rc;
@@ -240,18 +196,18 @@ int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 	close = strcspn(s + 1, "])") + 1;
 	if (close >= len)
 		return tn_fail(err, TN_E_INVALID, "range \"%s\": missing closing ']' or ')'",
-			       show(s, len, &t));
+			       tn_show(s, len, &t));
 	if (close != len - 1)
 		return tn_fail(err, TN_E_INVALID, "range \"%s\": unexpected \"%s\" after '%c'",
-			       show(s, len, &t), show(s + close + 1, len - close - 1, &j),
+			       tn_show(s, len, &t), tn_show(s + close + 1, len - close - 1, &j),
 			       s[close]);
 	comma = memchr(s + 1, ',', close - 1);
 	if (!comma)
 		return tn_fail(err, TN_E_INVALID, "range \"%s\": missing ',' between the bounds",
-			       show(s, len, &t));
+			       tn_show(s, len, &t));
 	if (memchr(comma + 1, ',', (size_t)(s + close - comma - 1)))
 		return tn_fail(err, TN_E_INVALID, "range \"%s\": more than one ','",
-			       show(s, len, &t));
+			       tn_show(s, len, &t));
 	rc = parse_bound(s, len, s + 1, (size_t)(comma - s - 1), true, "low bound", &r.low, err);
 	if (rc)
 		return rc;
@@ -271,7 +227,7 @@ int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 		return tn_fail(err, TN_E_INVALID,
 			       "range \"%s\": low bound %s is above high bound %s, so no "
 			       "version matches",
-			       show(s, len, &t), tn_version_format(&r.low, lo, sizeof lo),
+			       tn_show(s, len, &t), tn_version_format(&r.low, lo, sizeof lo),
 			       tn_version_format(&r.high, hi, sizeof hi));
 	}
 	if (cmp == 0 && !(r.low_inclusive && r.high_inclusive)) {
@@ -281,7 +237,7 @@ int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 		return tn_fail(
 		    err, TN_E_INVALID,
 		    "range \"%s\": no version matches (for exactly %s write \"[%s,%s]\")",
-		    show(s, len, &t), v, v, v);
+		    tn_show(s, len, &t), v, v, v);
 	}
 done:
 	*out = r;
