@@ -34,27 +34,35 @@ struct tn_range {
 	bool high_inclusive;
 };
 
-/* Parses s (no surrounding spaces allowed).  Each numeric part is decimal,
- * at most 4294967295. */
+/* Parses s (NUL-terminated; no surrounding spaces allowed).  Each numeric
+ * part is decimal digits only (no sign, no "0x"; leading zeros are allowed
+ * and ignored), at most 4294967295.  *out is written only on success; on
+ * failure err says which part is wrong and quotes the text. */
 int tn_version_parse(const char *s, struct tn_version *out, struct tn_error *err)
 	TN_MUST_CHECK;
 
-/* <0, 0, >0 as a sorts before, equal to, after b. */
+/* -1, 0, 1 as a sorts before, equal to, after b.  Qualifiers compare byte
+ * by byte ("A" < "a"). */
 int tn_version_compare(const struct tn_version *a, const struct tn_version *b);
 
 /* Writes the canonical form "M.m.u[.q]" into buf (TN_VERSION_STR_MAX bytes
- * is always enough); returns buf. */
+ * is always enough; a smaller buf gets a truncated, still NUL-terminated
+ * string); returns buf. */
 char *tn_version_format(const struct tn_version *v, char *buf, size_t size);
 
-/* Parses a range; spaces around the bounds are allowed inside brackets.
- * An empty range (low > high, or low == high unless both inclusive) is an
- * error. */
+/* Parses a range; spaces around the bounds are allowed inside brackets,
+ * nothing before the opening bracket or after the closing one.  An empty
+ * range (low > high, or low == high unless both inclusive) is an error.
+ * *out is written only on success. */
 int tn_range_parse(const char *s, struct tn_range *out, struct tn_error *err)
 	TN_MUST_CHECK;
 
 bool tn_range_contains(const struct tn_range *r, const struct tn_version *v);
 
-/* Canonical form: "[1.0.0,2.0.0)" or, without an upper bound, "1.0.0". */
+/* Canonical form: "[1.0.0,2.0.0)" or, without an upper bound, "1.0.0"
+ * (tn_range_parse always sets low_inclusive then; OSGi has no "above a"
+ * form, so a hand-built exclusive one is written as if inclusive).
+ * TN_RANGE_STR_MAX bytes is always enough; returns buf. */
 char *tn_range_format(const struct tn_range *r, char *buf, size_t size);
 
 #endif
