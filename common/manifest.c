@@ -628,13 +628,13 @@ int tn_manifest_parse(const char *buf, size_t len, struct tn_manifest **out,
 	if (!err)
 		err = &local; /* the steps below add context to the message */
 	if (len > TN_MANIFEST_MAX_BYTES) {
-		rc = tn_fail(err, TN_E_TOO_LARGE, "bundle.json: %zu bytes, over the limit of %d",
-			     len, TN_MANIFEST_MAX_BYTES);
+		rc = tn_fail(err, TN_E_TOO_LARGE, "%zu bytes, over the limit of %d", len,
+			     TN_MANIFEST_MAX_BYTES);
 		goto out;
 	}
 	rc = tn_json_parse_object(buf, len, &root, err);
 	if (rc < 0)
-		goto fail;
+		goto out;
 	m = xcalloc(1, sizeof *m);
 	m->raw = root;
 	rc = tn_json_check_keys(m->raw, NULL, top_keys, err);
@@ -659,15 +659,13 @@ int tn_manifest_parse(const char *buf, size_t len, struct tn_manifest **out,
 	/* Last: it needs the config keys. */
 	if (rc == 0)
 		rc = check_placeholders(m, err);
-	if (rc < 0)
-		goto fail;
-	*out = m;
-	m = NULL;
-	goto out;
-fail:
-	tn_error_prefix(err, "bundle.json");
 out:
-	tn_manifest_free(m);
+	if (rc < 0) {
+		tn_error_prefix(err, "bundle.json");
+		tn_manifest_free(m);
+	} else {
+		*out = m;
+	}
 	return rc;
 }
 
