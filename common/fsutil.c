@@ -18,31 +18,48 @@
 
 #include "xalloc.h"
 
-bool tn_path_is_safe_relative(const char *rel)
+const char *tn_path_unsafe_reason(const char *rel)
 {
 	const char *seg = rel;
 	size_t len = strnlen(rel, PATH_MAX + 1);
 
-	if (len == 0 || len > PATH_MAX || rel[0] == '/')
-		return false;
+	if (len == 0)
+		return "is empty";
+	if (len > PATH_MAX)
+		return "is too long";
+	if (rel[0] == '/')
+		return "is an absolute path";
+	if (strchr(rel, '\\'))
+		return "has a backslash";
 	for (;;) {
 		const char *end = strchrnul(seg, '/');
 		size_t n = (size_t)(end - seg);
 
-		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-			return false;
-		if (memchr(seg, '\\', n))
-			return false;
+		if (n == 0)
+			return "has an empty segment";
+		if (n == 1 && seg[0] == '.')
+			return "has a '.' segment";
+		if (n == 2 && seg[0] == '.' && seg[1] == '.')
+			return "has a '..' segment";
 		if (*end == '\0')
-			return true;
+			return NULL;
 		seg = end + 1;
 	}
 }
 
+bool tn_path_is_safe_relative(const char *rel)
+{
+	return tn_path_unsafe_reason(rel) == NULL;
+}
+
 int tn_path_join(const char *dir, const char *rel, char **out, struct tn_error *err)
 {
-	if (!tn_path_is_safe_relative(rel))
-		return tn_fail(err, TN_E_INVALID, "path \"%s\" is not a safe relative path", rel);
+	const char *why = tn_path_unsafe_reason(rel);
+	struct tn_shown shown;
+
+	if (why)
+		return tn_fail(err, TN_E_INVALID, "path \"%s\" %s", tn_show(rel, strlen(rel), &shown),
+			       why);
 	*out = xasprintf("%s/%s", dir, rel);
 	return 0;
 }

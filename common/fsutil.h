@@ -12,6 +12,9 @@
 /* true when rel is a safe relative path: not empty, not absolute, no empty,
  * "." or ".." segment, no NUL or backslash, at most PATH_MAX bytes. */
 bool tn_path_is_safe_relative(const char *rel);
+/* NULL when rel is safe, else why not: "is an absolute path", "has a '..'
+ * segment", ... (a static string). */
+const char *tn_path_unsafe_reason(const char *rel);
 
 /* dir + "/" + rel, after checking rel with tn_path_is_safe_relative
  * (TN_E_INVALID otherwise).  *out is caller-freed. */
