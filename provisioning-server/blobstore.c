@@ -1,0 +1,724 @@
+/* blobstore.c - content-addressed blob files: uploads are streamed into blobs/tmp while
+ * being hashed, then fsynced and renamed to blobs/sha256/ab/abcd...; stale temp files are
+ * removed at open; the garbage collector visits the tree's two levels and nothing else. */
+#include "blobstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* Writes smaller than this are gathered and written together: with the few-KiB chunks an
+ * HTTP server hands over, one write(2) each costs about as much as hashing them (measured:
+ * 8 KiB writes ~1 GB/s, gathered ~4 GB/s, sha256 ~1.3 GB/s).  Writes at least this large
+ * go straight from the caller's buffer, never copied. */
+#define GATHER_SIZE (256 * 1024)
+
+/* With fsync on, writeback of what is already written is started every this many bytes,
+ * so the disk works while the rest is hashed and the fsync at commit finds little left. */
+#define WRITEBACK_STEP (8 * 1024 * 1024)
+
+struct tn_blobstore {
+	char *sha_dir; /* DATA/blobs/sha256 */
+	char *tmp_dir; /* DATA/blobs/tmp */
+	bool fsync;
+	bool lock_ready;
+	pthread_rwlock_t lock;
+};
+
+struct tn_blob_writer {
+	struct tn_blobstore *bs;
+	char *path;
+	int fd;
+	bool created; /* the temp file is ours to remove */
+	EVP_MD_CTX *md;
+	uint64_t max;
+	uint64_t size;	  /* bytes accepted and hashed */
+	uint64_t on_disk; /* bytes written to fd (size minus what is gathered) */
+	uint64_t kicked;  /* bytes whose writeback was started */
+	unsigned char *gather;
+	size_t gathered;
+	bool spoiled; /* a write failed: file and hash may disagree, never commit */
+};
+
+static const char hex_digits[] = "0123456789abcdef";
+
+static bool is_lower_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+bool tn_blob_hex_valid(const char *hex)
+{
+	if (!hex)
+		return false;
+	/* stops at a NUL, which is not a hex digit, so never reads past the string */
+	for (size_t i = 0; i < TN_BLOB_HEX_LEN; i++)
+		if (!is_lower_hex(hex[i]))
+			return false;
+	return hex[TN_BLOB_HEX_LEN] == '\0';
+}
+
+static void hex_encode(const unsigned char *in, size_t len, char *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex_digits[in[i] >> 4];
+		out[2 * i + 1] = hex_digits[in[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+/* An allocation failure inside OpenSSL gets the project's OOM policy: abort. */
+static EVP_MD_CTX *md_ctx_new(void)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!md) {
+		tn_log(TN_LOG_ERROR, "blobstore", "out_of_memory", NULL);
+		abort();
+	}
+	return md;
+}
+
+static int fsync_dir(const char *dir, struct tn_error *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0) {
+		rc = tn_fail_errno(err, errno, "open %s", dir);
+		goto out;
+	}
+	if (fsync(fd) != 0)
+		rc = tn_fail_errno(err, errno, "fsync %s", dir);
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Everything in tmp/ is an upload that was neither committed nor aborted: the process
+ * died.  Nothing refers to these files, and they are never inside the sha256 tree. */
+static int remove_stale_tmp(struct tn_blobstore *bs, struct tn_error *err)
+{
+	int dfd = open(bs->tmp_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = NULL;
+	struct dirent *e;
+	uint64_t removed = 0;
+	int rc = 0;
+
+	if (dfd < 0) {
+		rc = tn_fail_errno(err, errno, "open %s", bs->tmp_dir);
+		goto out;
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		rc = tn_fail_errno(err, errno, "open %s", bs->tmp_dir);
+		close(dfd);
+		goto out;
+	}
+	for (errno = 0; (e = readdir(d)); errno = 0) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				continue;
+			rc = tn_fail_errno(err, errno, "stat %s/%s", bs->tmp_dir, e->d_name);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			/* we never make directories here: someone else did, leave it to them */
+			tn_log(TN_LOG_WARN, "blobstore", "tmp_unexpected_dir", "{s:s, s:s}", "dir",
+			       bs->tmp_dir, "name", e->d_name);
+			continue;
+		}
+		if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
+			rc = tn_fail_errno(err, errno, "remove %s/%s", bs->tmp_dir, e->d_name);
+			goto out;
+		}
+		removed++;
+	}
+	if (errno != 0) {
+		rc = tn_fail_errno(err, errno, "read directory %s", bs->tmp_dir);
+		goto out;
+	}
+	if (removed > 0)
+		tn_log(TN_LOG_INFO, "blobstore", "stale_tmp_removed", "{s:s, s:I}", "dir",
+		       bs->tmp_dir, "count", (json_int_t)removed);
+out:
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+int tn_blobstore_open(const char *data_dir, struct tn_blobstore **out, struct tn_error *err)
+{
+	struct tn_blobstore *bs = xcalloc(1, sizeof *bs);
+	pthread_rwlockattr_t attr;
+	int rc = 0, prc;
+
+	*out = NULL;
+	bs->sha_dir = xasprintf("%s/blobs/sha256", data_dir);
+	bs->tmp_dir = xasprintf("%s/blobs/tmp", data_dir);
+	bs->fsync = true;
+
+	/* glibc's default rwlock prefers readers: a steady stream of uploads would keep
+	 * the collector out forever. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	prc = pthread_rwlock_init(&bs->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (prc != 0) {
+		rc = tn_fail(err, TN_E_INTERNAL, "blobstore lock: %s", strerror(prc));
+		goto out;
+	}
+	bs->lock_ready = true;
+
+	rc = tn_mkdir_p(bs->sha_dir, 0755, err);
+	if (rc != 0)
+		goto out;
+	rc = tn_mkdir_p(bs->tmp_dir, 0700, err);
+	if (rc != 0)
+		goto out;
+	rc = remove_stale_tmp(bs, err);
+	if (rc != 0)
+		goto out;
+	*out = bs;
+	bs = NULL;
+out:
+	if (rc != 0)
+		tn_error_prefix(err, "blob store in %s", data_dir);
+	tn_blobstore_close(bs);
+	return rc;
+}
+
+void tn_blobstore_close(struct tn_blobstore *bs)
+{
+	if (!bs)
+		return;
+	if (bs->lock_ready)
+		pthread_rwlock_destroy(&bs->lock);
+	free(bs->sha_dir);
+	free(bs->tmp_dir);
+	free(bs);
+}
+
+void tn_blobstore_set_fsync(struct tn_blobstore *bs, bool enabled)
+{
+	bs->fsync = enabled;
+	if (!enabled)
+		tn_log(TN_LOG_WARN, "blobstore", "fsync_disabled", "{s:s}", "note",
+		       "for benchmarks only: committed blobs may be lost on a crash");
+}
+
+void tn_blobstore_lock(struct tn_blobstore *bs, enum tn_blobstore_lock_mode mode)
+{
+	int prc = mode == TN_BLOBSTORE_EXCLUSIVE ? pthread_rwlock_wrlock(&bs->lock)
+						 : pthread_rwlock_rdlock(&bs->lock);
+
+	/* only a bug fails here (EDEADLK: taken twice); going on unlocked could lose blobs */
+	if (prc != 0) {
+		tn_log(TN_LOG_ERROR, "blobstore", "lock_failed", "{s:s}", "reason", strerror(prc));
+		abort();
+	}
+}
+
+void tn_blobstore_unlock(struct tn_blobstore *bs)
+{
+	int prc = pthread_rwlock_unlock(&bs->lock);
+
+	if (prc != 0) {
+		tn_log(TN_LOG_ERROR, "blobstore", "unlock_failed", "{s:s}", "reason",
+		       strerror(prc));
+		abort();
+	}
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static void writer_free(struct tn_blob_writer *w, bool remove_tmp)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	/* only a file we created: after a failed mkostemp the template may name
+	 * another upload's file */
+	if (remove_tmp && w->created)
+		unlink(w->path);
+	EVP_MD_CTX_free(w->md);
+	free(w->gather);
+	free(w->path);
+	free(w);
+}
+
+int tn_blob_writer_begin(struct tn_blobstore *bs, uint64_t max_bytes, struct tn_blob_writer **out,
+			 struct tn_error *err)
+{
+	struct tn_blob_writer *w = xcalloc(1, sizeof *w);
+	int rc = 0;
+
+	*out = NULL;
+	w->bs = bs;
+	w->max = max_bytes;
+	w->fd = -1;
+	w->path = xasprintf("%s/upload-XXXXXX", bs->tmp_dir);
+	w->fd = mkostemp(w->path, O_CLOEXEC);
+	if (w->fd < 0) {
+		rc = tn_fail_errno(err, errno, "create a temp file in %s", bs->tmp_dir);
+		goto out;
+	}
+	w->created = true;
+	/* mkostemp makes 0600; blobs are read by whoever serves them, not only us */
+	if (fchmod(w->fd, 0644) != 0) {
+		rc = tn_fail_errno(err, errno, "chmod %s", w->path);
+		goto out;
+	}
+	w->md = md_ctx_new();
+	if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+		rc = tn_fail(err, TN_E_INTERNAL, "sha256 init failed");
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+out:
+	if (w)
+		writer_free(w, true);
+	return rc;
+}
+
+static int write_fd(struct tn_blob_writer *w, const unsigned char *p, size_t len,
+		    struct tn_error *err)
+{
+	int rc = 0;
+
+	while (len > 0) {
+		ssize_t n = write(w->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* 0 cannot happen on a regular file; taken as a failure, not a loop */
+			rc = tn_fail_errno(err, n < 0 ? errno : EIO, "write %s", w->path);
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+		w->on_disk += (uint64_t)n;
+	}
+	if (w->bs->fsync && w->on_disk - w->kicked >= WRITEBACK_STEP) {
+		/* advisory: fsync at commit is what guarantees durability */
+		int ignored =
+		    sync_file_range(w->fd, (off_t)w->kicked, (off_t)(w->on_disk - w->kicked),
+				    SYNC_FILE_RANGE_WRITE);
+
+		(void)ignored;
+		w->kicked = w->on_disk;
+	}
+out:
+	return rc;
+}
+
+static int flush_gathered(struct tn_blob_writer *w, struct tn_error *err)
+{
+	int rc = 0;
+
+	if (w->gathered > 0) {
+		rc = write_fd(w, w->gather, w->gathered, err);
+		w->gathered = 0;
+	}
+	return rc;
+}
+
+int tn_blob_writer_write(struct tn_blob_writer *w, const void *data, size_t len,
+			 struct tn_error *err)
+{
+	int rc = 0;
+
+	if (w->spoiled) {
+		rc = tn_fail(err, TN_E_INTERNAL, "upload %s: an earlier write failed", w->path);
+		goto out;
+	}
+	if (len > w->max - w->size) {
+		rc = tn_fail(err, TN_E_TOO_LARGE, "upload is over its limit of %" PRIu64 " bytes",
+			     w->max);
+		goto out;
+	}
+	if (len == 0)
+		goto out;
+	/* hashed straight from the caller's buffer, while it is hot in the cache */
+	if (EVP_DigestUpdate(w->md, data, len) != 1) {
+		rc = tn_fail(err, TN_E_INTERNAL, "sha256 update failed");
+		goto out;
+	}
+	w->size += len;
+	if (len >= GATHER_SIZE) {
+		rc = flush_gathered(w, err);
+		if (rc == 0)
+			rc = write_fd(w, data, len, err);
+		goto out;
+	}
+	if (w->gathered + len > GATHER_SIZE) {
+		rc = flush_gathered(w, err);
+		if (rc != 0)
+			goto out;
+	}
+	if (!w->gather)
+		w->gather = xmalloc(GATHER_SIZE);
+	memcpy(w->gather + w->gathered, data, len);
+	w->gathered += len;
+	if (w->gathered == GATHER_SIZE)
+		rc = flush_gathered(w, err);
+out:
+	if (rc != 0)
+		w->spoiled = true;
+	return rc;
+}
+
+int tn_blob_writer_flush(struct tn_blob_writer *w, struct tn_error *err)
+{
+	int rc;
+
+	if (w->spoiled) {
+		rc = tn_fail(err, TN_E_INTERNAL, "upload %s: an earlier write failed", w->path);
+		goto out;
+	}
+	rc = flush_gathered(w, err);
+	if (rc != 0)
+		w->spoiled = true;
+out:
+	return rc;
+}
+
+const char *tn_blob_writer_path(const struct tn_blob_writer *w)
+{
+	return w->path;
+}
+
+uint64_t tn_blob_writer_size(const struct tn_blob_writer *w)
+{
+	return w->size;
+}
+
+int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
+			  char out_hex[TN_BLOB_HEX_LEN + 1], uint64_t *out_size,
+			  struct tn_error *err)
+{
+	struct tn_blobstore *bs = w->bs;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	char hex[TN_BLOB_HEX_LEN + 1];
+	char *fan = NULL, *final = NULL;
+	bool renamed = false;
+	struct stat st;
+	int rc = 0;
+
+	if (expected_hex && !tn_blob_hex_valid(expected_hex)) {
+		rc = tn_fail(err, TN_E_INVALID,
+			     "expected sha256 \"%.80s\" is not 64 lowercase hex digits",
+			     expected_hex);
+		goto out;
+	}
+	rc = tn_blob_writer_flush(w, err);
+	if (rc != 0)
+		goto out;
+	if (EVP_DigestFinal_ex(w->md, md, &md_len) != 1 || md_len * 2 != TN_BLOB_HEX_LEN) {
+		rc = tn_fail(err, TN_E_INTERNAL, "sha256 final failed");
+		goto out;
+	}
+	hex_encode(md, md_len, hex);
+	if (expected_hex && strcmp(expected_hex, hex) != 0) {
+		rc = tn_fail(err, TN_E_SIGNATURE, "sha256 mismatch: expected %s, got %s",
+			     expected_hex, hex);
+		goto out;
+	}
+	if (bs->fsync && fsync(w->fd) != 0) {
+		rc = tn_fail_errno(err, errno, "fsync %s", w->path);
+		goto out;
+	}
+	/* close reports late write errors (some file systems only tell here) */
+	if (close(w->fd) != 0) {
+		rc = tn_fail_errno(err, errno, "close %s", w->path);
+		w->fd = -1;
+		goto out;
+	}
+	w->fd = -1;
+
+	fan = xasprintf("%s/%.2s", bs->sha_dir, hex);
+	if (mkdir(fan, 0755) == 0) {
+		/* a new fan-out directory is an entry of sha256/ that must survive too */
+		if (bs->fsync) {
+			rc = fsync_dir(bs->sha_dir, err);
+			if (rc != 0)
+				goto out;
+		}
+	} else if (errno != EEXIST) {
+		rc = tn_fail_errno(err, errno, "mkdir %s", fan);
+		goto out;
+	}
+	final = xasprintf("%s/%s", fan, hex);
+	/* Same address, same bytes: keep what is there (a reader may have it open).  The
+	 * size check lets a truncated file, e.g. damaged by hand, be replaced.  Two equal
+	 * uploads racing here may both rename: harmless, the bytes are the same. */
+	if (!(lstat(final, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == w->size)) {
+		if (rename(w->path, final) != 0) {
+			rc = tn_fail_errno(err, errno, "rename %s to %s", w->path, final);
+			goto out;
+		}
+		renamed = true;
+	}
+	/* also when an existing blob was kept: its own commit may not have synced yet */
+	if (bs->fsync) {
+		rc = fsync_dir(fan, err);
+		if (rc != 0)
+			goto out;
+	}
+	if (out_hex)
+		memcpy(out_hex, hex, sizeof hex);
+	if (out_size)
+		*out_size = w->size;
+out:
+	writer_free(w, !renamed);
+	free(fan);
+	free(final);
+	return rc;
+}
+
+void tn_blob_writer_abort(struct tn_blob_writer *w)
+{
+	if (w)
+		writer_free(w, true);
+}
+
+/* ---------------------------------------------------------------- blobs */
+
+int tn_blob_path(const struct tn_blobstore *bs, const char *hex, char **out, struct tn_error *err)
+{
+	int rc = 0;
+
+	*out = NULL;
+	if (!tn_blob_hex_valid(hex)) {
+		rc = tn_fail(err, TN_E_INVALID,
+			     "\"%.80s\" is not a sha256 (64 lowercase hex digits)",
+			     hex ? hex : "(null)");
+		goto out;
+	}
+	*out = xasprintf("%s/%.2s/%s", bs->sha_dir, hex, hex);
+out:
+	return rc;
+}
+
+bool tn_blob_exists(const struct tn_blobstore *bs, const char *hex)
+{
+	char *path = NULL;
+	struct stat st;
+	bool found = false;
+
+	if (tn_blob_path(bs, hex, &path, NULL) != 0)
+		goto out;
+	found = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+out:
+	free(path);
+	return found;
+}
+
+int tn_blob_open(const struct tn_blobstore *bs, const char *hex, int *fd, uint64_t *size,
+		 struct tn_error *err)
+{
+	char *path = NULL;
+	struct stat st;
+	int f = -1, rc;
+
+	*fd = -1;
+	rc = tn_blob_path(bs, hex, &path, err);
+	if (rc != 0)
+		goto out;
+	/* O_NONBLOCK: a FIFO planted at the address must not hang the caller; it has no
+	 * effect on reading a regular file */
+	f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0) {
+		if (errno == ENOENT)
+			rc = tn_fail(err, TN_E_NOT_FOUND, "blob %s not found", hex);
+		else
+			rc = tn_fail_errno(err, errno, "open %s", path);
+		goto out;
+	}
+	if (fstat(f, &st) != 0) {
+		rc = tn_fail_errno(err, errno, "stat %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = tn_fail(err, TN_E_IO, "%s is not a regular file", path);
+		goto out;
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	*fd = f;
+	f = -1;
+out:
+	if (f >= 0)
+		close(f);
+	free(path);
+	return rc;
+}
+
+int tn_blob_remove(const struct tn_blobstore *bs, const char *hex, struct tn_error *err)
+{
+	char *path = NULL;
+	int rc;
+
+	rc = tn_blob_path(bs, hex, &path, err);
+	if (rc != 0)
+		goto out;
+	if (unlink(path) != 0) {
+		if (errno == ENOENT)
+			rc = tn_fail(err, TN_E_NOT_FOUND, "blob %s not found", hex);
+		else
+			rc = tn_fail_errno(err, errno, "remove %s", path);
+	}
+	/* no directory fsync: a removal lost in a crash only brings back a blob that
+	 * nothing references, and the next collection removes it again */
+out:
+	free(path);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- gc */
+
+struct gc_run {
+	tn_blob_referenced_fn is_referenced;
+	void *ctx;
+	uint64_t seen, count, bytes;
+};
+
+static bool is_fanout_name(const char *name)
+{
+	return is_lower_hex(name[0]) && is_lower_hex(name[1]) && name[2] == '\0';
+}
+
+static int gc_fanout(struct tn_blobstore *bs, int top_fd, const char *fan, struct gc_run *run,
+		     struct tn_error *err)
+{
+	/* O_NOFOLLOW: a symlink here is skipped (ELOOP), never walked into */
+	int dfd = openat(top_fd, fan, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = NULL;
+	struct dirent *e;
+	int rc = 0;
+
+	if (dfd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+			rc = tn_fail_errno(err, errno, "open %s/%s", bs->sha_dir, fan);
+		goto out;
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		rc = tn_fail_errno(err, errno, "open %s/%s", bs->sha_dir, fan);
+		close(dfd);
+		goto out;
+	}
+	for (errno = 0; (e = readdir(d)); errno = 0) {
+		struct stat st;
+		int ref;
+
+		if (!tn_blob_hex_valid(e->d_name) || memcmp(e->d_name, fan, 2) != 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				continue;
+			rc =
+			    tn_fail_errno(err, errno, "stat %s/%s/%s", bs->sha_dir, fan, e->d_name);
+			goto out;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		run->seen++;
+		tn_error_clear(err);
+		ref = run->is_referenced(run->ctx, e->d_name, err);
+		if (ref < 0) {
+			/* keep the callback's code; name the blob, also when it said nothing */
+			rc = ref;
+			if (err && err->code == TN_OK)
+				tn_fail(err, TN_E_INTERNAL, "gc: no answer for blob %s", e->d_name);
+			else
+				tn_error_prefix(err, "gc: blob %s", e->d_name);
+			goto out;
+		}
+		if (ref > 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) != 0) {
+			if (errno == ENOENT)
+				continue;
+			rc = tn_fail_errno(err, errno, "remove %s/%s/%s", bs->sha_dir, fan,
+					   e->d_name);
+			goto out;
+		}
+		run->count++;
+		run->bytes += (uint64_t)st.st_size;
+		tn_log(TN_LOG_DEBUG, "blobstore", "gc_removed", "{s:s, s:I}", "sha256", e->d_name,
+		       "size", (json_int_t)st.st_size);
+	}
+	if (errno != 0)
+		rc = tn_fail_errno(err, errno, "read directory %s/%s", bs->sha_dir, fan);
+out:
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+int tn_blobstore_gc(struct tn_blobstore *bs, tn_blob_referenced_fn is_referenced, void *ctx,
+		    uint64_t *removed_count, uint64_t *removed_bytes, struct tn_error *err)
+{
+	struct gc_run run = {.is_referenced = is_referenced, .ctx = ctx};
+	DIR *top = NULL;
+	struct dirent *e;
+	int top_fd, rc = 0;
+
+	tn_blobstore_lock(bs, TN_BLOBSTORE_EXCLUSIVE);
+	top_fd = open(bs->sha_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (top_fd < 0) {
+		rc = tn_fail_errno(err, errno, "open %s", bs->sha_dir);
+		goto out;
+	}
+	top = fdopendir(top_fd);
+	if (!top) {
+		rc = tn_fail_errno(err, errno, "open %s", bs->sha_dir);
+		close(top_fd);
+		goto out;
+	}
+	/* Two levels, each a finite directory, no recursion and no symlink followed: the
+	 * walk is bounded by what is in the tree. */
+	for (errno = 0; (e = readdir(top)); errno = 0) {
+		if (!is_fanout_name(e->d_name))
+			continue;
+		rc = gc_fanout(bs, dirfd(top), e->d_name, &run, err);
+		if (rc != 0)
+			goto out;
+	}
+	if (errno != 0)
+		rc = tn_fail_errno(err, errno, "read directory %s", bs->sha_dir);
+out:
+	if (top)
+		closedir(top);
+	tn_blobstore_unlock(bs);
+	tn_log(rc == 0 ? TN_LOG_INFO : TN_LOG_WARN, "blobstore", "gc", "{s:I, s:I, s:I, s:b}",
+	       "seen", (json_int_t)run.seen, "removed", (json_int_t)run.count, "removed_bytes",
+	       (json_int_t)run.bytes, "ok", rc == 0);
+	if (removed_count)
+		*removed_count = run.count;
+	if (removed_bytes)
+		*removed_bytes = run.bytes;
+	return rc;
+}
