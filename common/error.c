@@ -20,6 +20,8 @@ static const struct {
 	[TN_E_EXISTS] = {"exists", 409},
 	[TN_E_CONFLICT] = {"conflict", 409},
 	[TN_E_TOO_LARGE] = {"too_large", 413},
+	[TN_E_NO_SPACE] = {"no_space", 507},
+	[TN_E_MEDIA_TYPE] = {"unsupported_media_type", 415},
 	[TN_E_UNAUTHORIZED] = {"unauthorized", 401},
 	[TN_E_FORBIDDEN] = {"forbidden", 403},
 	[TN_E_METHOD] = {"method_not_allowed", 405},
@@ -87,7 +89,10 @@ int tn_fail_errno(struct tn_error *err, int errnum, const char *fmt, ...)
 	int rc;
 
 	va_start(ap, fmt);
-	rc = fill(err, errnum == ENOSPC || errnum == EFBIG ? TN_E_TOO_LARGE : TN_E_IO,
+	rc = fill(err,
+		  errnum == ENOSPC || errnum == EDQUOT ? TN_E_NO_SPACE
+		  : errnum == EFBIG                    ? TN_E_TOO_LARGE
+						       : TN_E_IO,
 		  strerror(errnum), fmt, ap);
 	va_end(ap);
 	return rc;

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "digest.h"
 #include "fsutil.h"
 #include "log.h"
 #include "xalloc.h"
@@ -44,7 +44,7 @@ struct tn_blob_writer {
 	char *path;
 	int fd;
 	bool created; /* the temp file is ours to remove */
-	EVP_MD_CTX *md;
+	struct tn_sha256 *md;
 	uint64_t max;
 	uint64_t size;	  /* bytes accepted and hashed */
 	uint64_t on_disk; /* bytes written to fd (size minus what is gathered) */
@@ -54,43 +54,9 @@ struct tn_blob_writer {
 	bool spoiled; /* a write failed: file and hash may disagree, never commit */
 };
 
-static const char hex_digits[] = "0123456789abcdef";
-
-static bool is_lower_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 bool tn_blob_hex_valid(const char *hex)
 {
-	if (!hex)
-		return false;
-	/* stops at a NUL, which is not a hex digit, so never reads past the string */
-	for (size_t i = 0; i < TN_BLOB_HEX_LEN; i++)
-		if (!is_lower_hex(hex[i]))
-			return false;
-	return hex[TN_BLOB_HEX_LEN] == '\0';
-}
-
-static void hex_encode(const unsigned char *in, size_t len, char *out)
-{
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = hex_digits[in[i] >> 4];
-		out[2 * i + 1] = hex_digits[in[i] & 0xf];
-	}
-	out[2 * len] = '\0';
-}
-
-/* An allocation failure inside OpenSSL gets the project's OOM policy: abort. */
-static EVP_MD_CTX *md_ctx_new(void)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-
-	if (!md) {
-		tn_log(TN_LOG_ERROR, "blobstore", "out_of_memory", NULL);
-		abort();
-	}
-	return md;
+	return hex && tn_sha256_hex_valid(hex);
 }
 
 static int fsync_dir(const char *dir, struct tn_error *err)
@@ -259,7 +225,7 @@ static void writer_free(struct tn_blob_writer *w, bool remove_tmp)
 	 * another upload's file */
 	if (remove_tmp && w->created)
 		unlink(w->path);
-	EVP_MD_CTX_free(w->md);
+	tn_sha256_free(w->md);
 	free(w->gather);
 	free(w->path);
 	free(w);
@@ -287,11 +253,7 @@ int tn_blob_writer_begin(struct tn_blobstore *bs, uint64_t max_bytes, struct tn_
 		rc = tn_fail_errno(err, errno, "chmod %s", w->path);
 		goto out;
 	}
-	w->md = md_ctx_new();
-	if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
-		rc = tn_fail(err, TN_E_INTERNAL, "sha256 init failed");
-		goto out;
-	}
+	w->md = tn_sha256_new();
 	*out = w;
 	w = NULL;
 out:
@@ -360,10 +322,7 @@ int tn_blob_writer_write(struct tn_blob_writer *w, const void *data, size_t len,
 	if (len == 0)
 		goto out;
 	/* hashed straight from the caller's buffer, while it is hot in the cache */
-	if (EVP_DigestUpdate(w->md, data, len) != 1) {
-		rc = tn_fail(err, TN_E_INTERNAL, "sha256 update failed");
-		goto out;
-	}
+	tn_sha256_update(w->md, data, len);
 	w->size += len;
 	if (len >= GATHER_SIZE) {
 		rc = flush_gathered(w, err);
@@ -418,8 +377,6 @@ int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
 			  struct tn_error *err)
 {
 	struct tn_blobstore *bs = w->bs;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
 	char hex[TN_BLOB_HEX_LEN + 1];
 	char *fan = NULL, *final = NULL;
 	bool renamed = false;
@@ -435,11 +392,7 @@ int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
 	rc = tn_blob_writer_flush(w, err);
 	if (rc != 0)
 		goto out;
-	if (EVP_DigestFinal_ex(w->md, md, &md_len) != 1 || md_len * 2 != TN_BLOB_HEX_LEN) {
-		rc = tn_fail(err, TN_E_INTERNAL, "sha256 final failed");
-		goto out;
-	}
-	hex_encode(md, md_len, hex);
+	tn_sha256_final_hex(w->md, hex);
 	if (expected_hex && strcmp(expected_hex, hex) != 0) {
 		rc = tn_fail(err, TN_E_SIGNATURE, "sha256 mismatch: expected %s, got %s",
 			     expected_hex, hex);
@@ -606,7 +559,8 @@ struct gc_run {
 
 static bool is_fanout_name(const char *name)
 {
-	return is_lower_hex(name[0]) && is_lower_hex(name[1]) && name[2] == '\0';
+	return strlen(name) == 2 && strchr("0123456789abcdef", name[0]) &&
+	       strchr("0123456789abcdef", name[1]);
 }
 
 static int gc_fanout(struct tn_blobstore *bs, int top_fd, const char *fan, struct gc_run *run,

@@ -35,6 +35,9 @@ static void test_fail_errno_appends_strerror(void **state)
 	assert_int_equal(err.code, TN_E_IO);
 	assert_string_equal(err.message, "open /nope: No such file or directory");
 	tn_fail_errno(&err, ENOSPC, "write");
+	assert_int_equal(err.code, TN_E_NO_SPACE);
+	assert_int_equal(tn_errcode_http_status(err.code), 507);
+	tn_fail_errno(&err, EFBIG, "write");
 	assert_int_equal(err.code, TN_E_TOO_LARGE);
 }
 
