@@ -1,0 +1,2991 @@
+/* store.c - the server's SQLite database: schema and its migrations, one
+ * connection per thread with its own cache of prepared statements, and the
+ * functions of store.h.  All of the server's SQL lives in this file.
+ *
+ * Schema (migration 1; times are RFC 3339 UTC text, which sorts by time;
+ * JSON columns hold canonical JSON text, keys sorted, so equal values are
+ * equal strings):
+ *
+ *   bundles(id, name, version, major, minor, micro, qualifier, sha256, size,
+ *           manifest, created, created_by)
+ *       UNIQUE(name, major, minor, micro, qualifier): versions are stored as
+ *       their OSGi parts (qualifier '' when absent, which sorts first) so
+ *       lists ORDER BY them; `version` is the canonical text derived from the
+ *       parts, hence unique per name as well.
+ *   distributions(id, name, version, major, minor, micro, qualifier, config,
+ *           created, created_by)   UNIQUE(name, major, minor, micro, qualifier)
+ *   distribution_bundles(distribution_id CASCADE, bundle_id RESTRICT, position)
+ *       position keeps the order the uploader gave.
+ *   clusters(id, name UNIQUE, description, provider, lb, current_revision_id,
+ *           created, updated)
+ *   cluster_revisions(id, cluster_id CASCADE, number, distribution_id RESTRICT,
+ *           config, created, created_by)   UNIQUE(cluster_id, number)
+ *   targets(seq, id 't-...' UNIQUE, cluster_id CASCADE, provider, instance,
+ *           address, state, phase, health, generation, desired_release,
+ *           actual_release, last_result, last_message, last_seen, inventory,
+ *           config, token_hash UNIQUE, created, updated)
+ *       seq (the rowid) gives lists their creation order; ids are random.
+ *   rollouts(seq, id 'r-...' UNIQUE, cluster_id CASCADE, from_revision_id,
+ *           to_revision_id, state, strategy, created_by, created, updated)
+ *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message)
+ *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
+ *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
+ *           CASCADE, uses_left, expires, created_by, created)
+ *   api_tokens(name PRIMARY KEY, token_hash UNIQUE, role, expires, created,
+ *           created_by, revoked_at)
+ *   webhooks(seq, id 'w-...' UNIQUE, url, events, created, created_by)
+ *   events(id AUTOINCREMENT, at, actor, action, object_type, object_id,
+ *           outcome, detail)   AUTOINCREMENT: an id is never reused, even
+ *       after the newest rows are gone, so SSE readers never miss one.
+ *
+ * References between revisions and rollouts are NO ACTION (checked at the
+ * end of the statement), not RESTRICT (checked at once), so that deleting a
+ * cluster may cascade through all of them in one statement. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "json.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* How long a connection waits for another's write lock before giving up
+ * with TN_E_UNAVAILABLE.  Transactions here are short; 5 s is a stuck one. */
+#define BUSY_TIMEOUT_MS 5000
+/* Cursors are small; anything longer is not one of ours. */
+#define CURSOR_MAX 4096
+
+/* ------------------------------------------------------------ schema */
+
+/* Each entry moves the schema from version i to i + 1 (PRAGMA user_version).
+ * Entries are never edited once released: a change is a new entry. */
+/* SQL is laid out as SQL, not as C. */
+/* clang-format off */
+static const char *const migrations[] = {
+	/* 1: everything of DESIGN §2 */
+	"CREATE TABLE bundles ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  major INTEGER NOT NULL, minor INTEGER NOT NULL, micro INTEGER NOT NULL,"
+	"  qualifier TEXT NOT NULL DEFAULT '',"
+	"  sha256 TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  manifest TEXT NOT NULL,"
+	"  created TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  UNIQUE (name, major, minor, micro, qualifier));"
+	"CREATE INDEX bundles_sha256 ON bundles(sha256);"
+
+	"CREATE TABLE distributions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  major INTEGER NOT NULL, minor INTEGER NOT NULL, micro INTEGER NOT NULL,"
+	"  qualifier TEXT NOT NULL DEFAULT '',"
+	"  config TEXT NOT NULL,"
+	"  created TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  UNIQUE (name, major, minor, micro, qualifier));"
+
+	"CREATE TABLE distribution_bundles ("
+	"  distribution_id INTEGER NOT NULL REFERENCES distributions(id) ON DELETE CASCADE,"
+	"  bundle_id INTEGER NOT NULL REFERENCES bundles(id) ON DELETE RESTRICT,"
+	"  position INTEGER NOT NULL,"
+	"  PRIMARY KEY (distribution_id, bundle_id)) WITHOUT ROWID;"
+	"CREATE INDEX distribution_bundles_bundle ON distribution_bundles(bundle_id);"
+
+	"CREATE TABLE clusters ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  provider TEXT,"
+	"  lb TEXT,"
+	"  current_revision_id INTEGER REFERENCES cluster_revisions(id),"
+	"  created TEXT NOT NULL,"
+	"  updated TEXT NOT NULL);"
+	"CREATE INDEX clusters_current_revision ON clusters(current_revision_id);"
+
+	"CREATE TABLE cluster_revisions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+	"  number INTEGER NOT NULL,"
+	"  distribution_id INTEGER REFERENCES distributions(id) ON DELETE RESTRICT,"
+	"  config TEXT NOT NULL,"
+	"  created TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  UNIQUE (cluster_id, number));"
+	"CREATE INDEX cluster_revisions_distribution ON cluster_revisions(distribution_id);"
+
+	"CREATE TABLE targets ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+	"  provider TEXT,"
+	"  instance TEXT,"
+	"  address TEXT,"
+	"  state TEXT NOT NULL,"
+	"  phase TEXT NOT NULL DEFAULT 'idle',"
+	"  health TEXT NOT NULL DEFAULT 'unknown',"
+	"  generation INTEGER NOT NULL DEFAULT 0,"
+	"  desired_release TEXT,"
+	"  actual_release TEXT,"
+	"  last_result TEXT,"
+	"  last_message TEXT,"
+	"  last_seen TEXT,"
+	"  inventory TEXT,"
+	"  config TEXT NOT NULL DEFAULT '{}',"
+	"  token_hash TEXT UNIQUE,"
+	"  created TEXT NOT NULL,"
+	"  updated TEXT NOT NULL);"
+	"CREATE INDEX targets_cluster_state ON targets(cluster_id, state);"
+
+	"CREATE TABLE rollouts ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+	"  from_revision_id INTEGER REFERENCES cluster_revisions(id),"
+	"  to_revision_id INTEGER NOT NULL REFERENCES cluster_revisions(id),"
+	"  state TEXT NOT NULL,"
+	"  strategy TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  created TEXT NOT NULL,"
+	"  updated TEXT NOT NULL);"
+	"CREATE INDEX rollouts_cluster ON rollouts(cluster_id, state);"
+	"CREATE INDEX rollouts_from ON rollouts(from_revision_id);"
+	"CREATE INDEX rollouts_to ON rollouts(to_revision_id);"
+
+	"CREATE TABLE rollout_targets ("
+	"  rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,"
+	"  target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE CASCADE,"
+	"  batch INTEGER NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  message TEXT,"
+	"  PRIMARY KEY (rollout_id, target_id)) WITHOUT ROWID;"
+	"CREATE INDEX rollout_targets_target ON rollout_targets(target_id);"
+
+	"CREATE TABLE rollout_approvals ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,"
+	"  approved_by TEXT NOT NULL,"
+	"  at TEXT NOT NULL,"
+	"  batch INTEGER);"
+	"CREATE INDEX rollout_approvals_rollout ON rollout_approvals(rollout_id);"
+
+	"CREATE TABLE enrollment_tokens ("
+	"  id INTEGER PRIMARY KEY,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,"
+	"  target_id TEXT REFERENCES targets(id) ON DELETE CASCADE,"
+	"  uses_left INTEGER NOT NULL,"
+	"  expires TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  created TEXT NOT NULL);"
+	"CREATE INDEX enrollment_tokens_cluster ON enrollment_tokens(cluster_id);"
+	"CREATE INDEX enrollment_tokens_target ON enrollment_tokens(target_id);"
+
+	"CREATE TABLE api_tokens ("
+	"  name TEXT PRIMARY KEY,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  role TEXT NOT NULL,"
+	"  expires TEXT,"
+	"  created TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  revoked_at TEXT);"
+
+	"CREATE TABLE webhooks ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  url TEXT NOT NULL,"
+	"  events TEXT NOT NULL,"
+	"  created TEXT NOT NULL,"
+	"  created_by TEXT NOT NULL);"
+
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at TEXT NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  object_type TEXT,"
+	"  object_id TEXT,"
+	"  outcome TEXT,"
+	"  detail TEXT);",
+};
+
+/* clang-format on */
+
+int tn_store_schema_version(void)
+{
+	return (int)COUNT_OF(migrations);
+}
+
+/* ------------------------------------------------------------ statements */
+
+/* Every statement the store runs, prepared once per connection on first use.
+ * A list's "after" cursor is bound as the sort key of the last row shown;
+ * the first page binds a key below every row ('' and -1), so one statement
+ * serves both and the index is always usable. */
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+
+	ST_BUNDLE_FIND,
+	ST_BUNDLE_INSERT,
+	ST_BUNDLE_GET,
+	ST_BUNDLE_LIST,
+	ST_BUNDLE_LIST_NAME,
+	ST_BUNDLE_USER,
+	ST_BUNDLE_DELETE,
+	ST_BLOB_REFERENCED,
+	ST_BUNDLE_COUNT,
+
+	ST_DIST_FIND,
+	ST_DIST_INSERT,
+	ST_DIST_BUNDLE_IDS,
+	ST_DIST_BUNDLE_INSERT,
+	ST_DIST_GET,
+	ST_DIST_BUNDLES,
+	ST_DIST_LIST,
+	ST_DIST_LIST_NAME,
+	ST_DIST_CURRENT_USER,
+	ST_DIST_ROLLOUT_USER,
+	ST_DIST_REVISION_USER,
+	ST_DIST_DELETE,
+	ST_DIST_COUNT,
+
+	ST_CLUSTER_ID,
+	ST_CLUSTER_INSERT,
+	ST_REVISION_INSERT,
+	ST_CLUSTER_SET_REVISION,
+	ST_CLUSTER_GET,
+	ST_CLUSTER_LIST,
+	ST_CLUSTER_STATE_COUNTS,
+	ST_CLUSTER_RELEASE_COUNTS,
+	ST_CLUSTER_PATCH,
+	ST_CLUSTER_LIVE_TARGETS,
+	ST_CLUSTER_DELETE,
+	ST_CLUSTER_COUNT,
+
+	ST_TARGET_INSERT,
+	ST_TARGET_GET,
+	ST_TARGET_LIST,
+	ST_TARGET_STATE_COUNTS,
+
+	ST_TOKEN_DELETE_REVOKED,
+	ST_TOKEN_INSERT,
+	ST_TOKEN_LIST,
+	ST_TOKEN_REVOKE,
+	ST_TOKEN_EXISTS,
+	ST_TOKEN_ACTIVE,
+
+	ST_ENROLL_INSERT,
+
+	ST_EVENT_INSERT,
+	ST_EVENT_LIST,
+	ST_EVENT_LAST,
+
+	ST_COUNT
+};
+
+/* clang-format off */
+#define VERSION_MATCH "major = ?2 AND minor = ?3 AND micro = ?4 AND qualifier = ?5"
+#define BUNDLE_COLUMNS "name, version, sha256, size, created, created_by"
+#define DIST_COLUMNS "id, name, version, config, created, created_by"
+#define CLUSTER_SELECT                                                                             \
+	"SELECT c.id, c.name, c.description, c.provider, c.lb, c.created, c.updated,"              \
+	" r.number, d.name || '@' || d.version, r.config, r.created, r.created_by"                 \
+	" FROM clusters c"                                                                         \
+	" LEFT JOIN cluster_revisions r ON r.id = c.current_revision_id"                           \
+	" LEFT JOIN distributions d ON d.id = r.distribution_id"
+#define TARGET_SELECT                                                                              \
+	"SELECT t.seq, t.id, c.name, t.provider, t.instance, t.address, t.state, t.phase,"         \
+	" t.health, t.generation, t.desired_release, t.actual_release, t.last_result,"             \
+	" t.last_message, t.last_seen, t.inventory, t.config, t.created, t.updated"                \
+	" FROM targets t JOIN clusters c ON c.id = t.cluster_id"
+#define ACTIVE_ROLLOUT "('pending_approval', 'running', 'paused')"
+
+static const char *const statement_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+
+	[ST_BUNDLE_FIND] = "SELECT id, sha256 FROM bundles WHERE name = ?1 AND " VERSION_MATCH,
+	[ST_BUNDLE_INSERT] = "INSERT INTO bundles (name, major, minor, micro, qualifier, version,"
+			     " sha256, size, manifest, created, created_by)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[ST_BUNDLE_GET] = "SELECT " BUNDLE_COLUMNS ", manifest FROM bundles"
+			  " WHERE name = ?1 AND " VERSION_MATCH,
+	[ST_BUNDLE_LIST] = "SELECT " BUNDLE_COLUMNS ", major, minor, micro, qualifier FROM bundles"
+			   " WHERE (name, major, minor, micro, qualifier) > (?1, ?2, ?3, ?4, ?5)"
+			   " ORDER BY name, major, minor, micro, qualifier LIMIT ?6",
+	[ST_BUNDLE_LIST_NAME] = "SELECT " BUNDLE_COLUMNS ", major, minor, micro, qualifier"
+				" FROM bundles WHERE name = ?7"
+				" AND (name, major, minor, micro, qualifier) > (?1, ?2, ?3, ?4, ?5)"
+				" ORDER BY name, major, minor, micro, qualifier LIMIT ?6",
+	[ST_BUNDLE_USER] = "SELECT d.name, d.version, count(*) OVER ()"
+			   " FROM distribution_bundles x JOIN distributions d"
+			   " ON d.id = x.distribution_id WHERE x.bundle_id = ?1"
+			   " ORDER BY d.name, d.major, d.minor, d.micro, d.qualifier LIMIT 1",
+	[ST_BUNDLE_DELETE] = "DELETE FROM bundles WHERE id = ?1",
+	[ST_BLOB_REFERENCED] = "SELECT 1 FROM bundles WHERE sha256 = ?1 LIMIT 1",
+	[ST_BUNDLE_COUNT] = "SELECT count(*) FROM bundles",
+
+	[ST_DIST_FIND] = "SELECT id, config FROM distributions WHERE name = ?1 AND " VERSION_MATCH,
+	[ST_DIST_INSERT] = "INSERT INTO distributions (name, major, minor, micro, qualifier,"
+			   " version, config, created, created_by)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_DIST_BUNDLE_IDS] = "SELECT bundle_id FROM distribution_bundles"
+			       " WHERE distribution_id = ?1 ORDER BY bundle_id",
+	[ST_DIST_BUNDLE_INSERT] = "INSERT INTO distribution_bundles (distribution_id, bundle_id,"
+				  " position) VALUES (?1, ?2, ?3)",
+	[ST_DIST_GET] = "SELECT " DIST_COLUMNS " FROM distributions"
+			" WHERE name = ?1 AND " VERSION_MATCH,
+	[ST_DIST_BUNDLES] = "SELECT b.name, b.version, b.sha256, b.size"
+			    " FROM distribution_bundles x JOIN bundles b ON b.id = x.bundle_id"
+			    " WHERE x.distribution_id = ?1 ORDER BY x.position",
+	[ST_DIST_LIST] = "SELECT " DIST_COLUMNS ", major, minor, micro, qualifier FROM distributions"
+			 " WHERE (name, major, minor, micro, qualifier) > (?1, ?2, ?3, ?4, ?5)"
+			 " ORDER BY name, major, minor, micro, qualifier LIMIT ?6",
+	[ST_DIST_LIST_NAME] = "SELECT " DIST_COLUMNS ", major, minor, micro, qualifier"
+			      " FROM distributions WHERE name = ?7"
+			      " AND (name, major, minor, micro, qualifier) > (?1, ?2, ?3, ?4, ?5)"
+			      " ORDER BY name, major, minor, micro, qualifier LIMIT ?6",
+	[ST_DIST_CURRENT_USER] = "SELECT c.name, r.number FROM clusters c"
+				 " JOIN cluster_revisions r ON r.id = c.current_revision_id"
+				 " WHERE r.distribution_id = ?1 ORDER BY c.name LIMIT 1",
+	[ST_DIST_ROLLOUT_USER] = "SELECT o.id, o.state, c.name FROM rollouts o"
+				 " JOIN clusters c ON c.id = o.cluster_id"
+				 " JOIN cluster_revisions r"
+				 " ON r.id IN (o.to_revision_id, o.from_revision_id)"
+				 " WHERE r.distribution_id = ?1 AND o.state IN " ACTIVE_ROLLOUT
+				 " ORDER BY o.seq LIMIT 1",
+	[ST_DIST_REVISION_USER] = "SELECT c.name, r.number FROM cluster_revisions r"
+				  " JOIN clusters c ON c.id = r.cluster_id"
+				  " WHERE r.distribution_id = ?1"
+				  " ORDER BY c.name, r.number DESC LIMIT 1",
+	[ST_DIST_DELETE] = "DELETE FROM distributions WHERE id = ?1",
+	[ST_DIST_COUNT] = "SELECT count(*) FROM distributions",
+
+	[ST_CLUSTER_ID] = "SELECT id FROM clusters WHERE name = ?1",
+	[ST_CLUSTER_INSERT] = "INSERT INTO clusters (name, description, provider, lb, created,"
+			      " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+	[ST_REVISION_INSERT] = "INSERT INTO cluster_revisions (cluster_id, number,"
+			       " distribution_id, config, created, created_by)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_CLUSTER_SET_REVISION] = "UPDATE clusters SET current_revision_id = ?2 WHERE id = ?1",
+	[ST_CLUSTER_GET] = CLUSTER_SELECT " WHERE c.name = ?1",
+	[ST_CLUSTER_LIST] = CLUSTER_SELECT " WHERE c.name > ?1 ORDER BY c.name LIMIT ?2",
+	[ST_CLUSTER_STATE_COUNTS] = "SELECT state, count(*) FROM targets"
+				    " WHERE cluster_id = ?1 AND state <> 'removed'"
+				    " GROUP BY state ORDER BY state",
+	[ST_CLUSTER_RELEASE_COUNTS] = "SELECT actual_release, count(*) FROM targets"
+				      " WHERE cluster_id = ?1 AND state <> 'removed'"
+				      " AND actual_release IS NOT NULL"
+				      " GROUP BY actual_release ORDER BY actual_release",
+	[ST_CLUSTER_PATCH] = "UPDATE clusters SET description = coalesce(?2, description),"
+			     " provider = coalesce(?3, provider), lb = coalesce(?4, lb),"
+			     " updated = ?5 WHERE name = ?1",
+	[ST_CLUSTER_LIVE_TARGETS] = "SELECT count(*) FROM targets"
+				    " WHERE cluster_id = ?1 AND state <> 'removed'",
+	[ST_CLUSTER_DELETE] = "DELETE FROM clusters WHERE id = ?1",
+	[ST_CLUSTER_COUNT] = "SELECT count(*) FROM clusters",
+
+	[ST_TARGET_INSERT] = "INSERT INTO targets (id, cluster_id, provider, instance, address,"
+			     " state, inventory, config, created, updated)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+	[ST_TARGET_GET] = TARGET_SELECT " WHERE t.id = ?1",
+	[ST_TARGET_LIST] = TARGET_SELECT " WHERE t.seq > ?1 AND (?2 IS NULL OR c.name = ?2)"
+					 " AND (?3 IS NULL OR t.state = ?3) ORDER BY t.seq LIMIT ?4",
+	[ST_TARGET_STATE_COUNTS] = "SELECT state, count(*) FROM targets WHERE state <> 'removed'"
+				   " GROUP BY state ORDER BY state",
+
+	[ST_TOKEN_DELETE_REVOKED] = "DELETE FROM api_tokens WHERE name = ?1"
+				    " AND revoked_at IS NOT NULL",
+	[ST_TOKEN_INSERT] = "INSERT INTO api_tokens (name, token_hash, role, expires, created,"
+			    " created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_TOKEN_LIST] = "SELECT name, role, expires, created, created_by, revoked_at"
+			  " FROM api_tokens WHERE name > ?1 ORDER BY name LIMIT ?2",
+	[ST_TOKEN_REVOKE] = "UPDATE api_tokens SET revoked_at = ?2"
+			    " WHERE name = ?1 AND revoked_at IS NULL",
+	[ST_TOKEN_EXISTS] = "SELECT 1 FROM api_tokens WHERE name = ?1",
+	[ST_TOKEN_ACTIVE] = "SELECT name, token_hash, role, expires FROM api_tokens"
+			    " WHERE revoked_at IS NULL AND (expires IS NULL OR expires > ?1)"
+			    " ORDER BY name",
+
+	[ST_ENROLL_INSERT] = "INSERT INTO enrollment_tokens (token_hash, cluster_id, uses_left,"
+			     " expires, created_by, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+
+	[ST_EVENT_INSERT] = "INSERT INTO events (at, actor, action, object_type, object_id,"
+			    " outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_EVENT_LIST] = "SELECT id, at, actor, action, object_type, object_id, outcome, detail"
+			  " FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_EVENT_LAST] = "SELECT coalesce(max(id), 0) FROM events",
+};
+
+/* clang-format on */
+
+/* ------------------------------------------------------------ connections */
+
+/* One thread's connection to one store. */
+struct conn {
+	struct tn_store *store;
+	sqlite3 *db;
+	sqlite3_stmt *stmts[ST_COUNT];
+	int bind_rc; /* the first failed bind since the last step, reported by step() */
+	struct conn *prev, *next;
+};
+
+struct tn_store {
+	char *path;
+	/* Each thread's struct conn for this store; the destructor closes it
+	 * when the thread exits. */
+	pthread_key_t key;
+	/* Guards conns: every open connection, so tn_store_close can close
+	 * those of threads that are still alive. */
+	pthread_mutex_t lock;
+	struct conn *conns;
+};
+
+static void conn_close(struct conn *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(c->stmts[i]);
+	/* _v2: never fails; a forgotten statement would make it a zombie
+	 * rather than leave the file open behind our back. */
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+static void conn_unlink_locked(struct tn_store *store, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		store->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* pthread key destructor: the thread is exiting. */
+static void conn_thread_exit(void *value)
+{
+	struct conn *c = value;
+	struct tn_store *store = c->store;
+
+	pthread_mutex_lock(&store->lock);
+	conn_unlink_locked(store, c);
+	pthread_mutex_unlock(&store->lock);
+	conn_close(c);
+}
+
+/* Maps a SQLite result to our codes; the message names what was being done. */
+static int db_fail_rc(sqlite3 *db, int rc, struct tn_error *err, const char *what)
+{
+	enum tn_errcode code = TN_E_INTERNAL;
+	const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = TN_E_UNAVAILABLE;
+		break;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_FULL:
+	case SQLITE_PERM:
+		code = TN_E_IO;
+		break;
+	default:
+		break;
+	}
+	tn_log(code == TN_E_UNAVAILABLE ? TN_LOG_WARN : TN_LOG_ERROR, "store", "sqlite_error",
+	       "{s:s, s:i, s:s}", "what", what, "rc", rc, "message", msg);
+	return tn_fail(err, code, "database: %s: %s", what, msg);
+}
+
+static int db_fail(struct conn *c, int rc, struct tn_error *err, const char *what)
+{
+	return db_fail_rc(c->db, rc, err, what);
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, struct tn_error *err, const char *what)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	rc = tn_fail(err, (rc & 0xff) == SQLITE_BUSY ? TN_E_UNAVAILABLE : TN_E_INTERNAL,
+		     "database: %s: %s", what, msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return rc;
+}
+
+/* Opens one connection with the settings every connection needs.  WAL mode
+ * is a property of the file (set once by tn_store_open); foreign keys and
+ * the busy timeout are per connection.
+ *
+ * synchronous=FULL, not NORMAL: in WAL, NORMAL may lose the last commits on
+ * power loss (never corrupts).  Here a lost commit is worse than a slow one:
+ * a target's generation that went backwards makes its agent refuse every
+ * later desired document as a replay, and a 201 the client saw must hold.
+ * FULL costs one fsync of the WAL per commit. */
+static int conn_open_db(const char *path, int flags, sqlite3 **out, struct tn_error *err)
+{
+	sqlite3 *db = NULL;
+	int rc;
+	int ret = 0;
+
+	/* NOMUTEX: a connection is only ever used by its own thread. */
+	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		ret = tn_fail(err, TN_E_IO, "database %s: %s", path,
+			      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	ret = exec_sql(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;", err,
+		       "connection settings");
+	if (ret)
+		goto out;
+	*out = db;
+	db = NULL;
+out:
+	sqlite3_close_v2(db);
+	return ret;
+}
+
+static struct conn *conn_register(struct tn_store *store, sqlite3 *db)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+
+	c->store = store;
+	c->db = db;
+	pthread_mutex_lock(&store->lock);
+	c->next = store->conns;
+	if (c->next)
+		c->next->prev = c;
+	store->conns = c;
+	pthread_mutex_unlock(&store->lock);
+	pthread_setspecific(store->key, c);
+	return c;
+}
+
+/* The calling thread's connection to store, opened on first use. */
+static int conn_get(struct tn_store *store, struct conn **out, struct tn_error *err)
+{
+	struct conn *c = pthread_getspecific(store->key);
+	sqlite3 *db = NULL;
+	int ret;
+
+	if (!c) {
+		ret = conn_open_db(store->path, SQLITE_OPEN_READWRITE, &db, err);
+		if (ret)
+			return ret;
+		c = conn_register(store, db);
+	}
+	*out = c;
+	return 0;
+}
+
+/* The connection's prepared statement id; reset it with stmt_done. */
+static int stmt_get(struct conn *c, enum stmt_id id, sqlite3_stmt **out, struct tn_error *err)
+{
+	int rc;
+
+	if (!c->stmts[id]) {
+		rc = sqlite3_prepare_v3(c->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+					&c->stmts[id], NULL);
+		if (rc != SQLITE_OK)
+			return db_fail(c, rc, err, "prepare");
+	}
+	/* A bind failure left by a use that never reached step() must not
+	 * fail this one. */
+	c->bind_rc = SQLITE_OK;
+	*out = c->stmts[id];
+	return 0;
+}
+
+/* Resets a statement for its next use and drops its bindings; a statement
+ * left mid-way would hold its read snapshot open.  NULL is a no-op, so the
+ * out: label of every function can call it for each statement it may use. */
+static void stmt_done(sqlite3_stmt *st)
+{
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+static void bind_check(struct conn *c, int rc)
+{
+	if (rc != SQLITE_OK && c->bind_rc == SQLITE_OK)
+		c->bind_rc = rc;
+}
+
+static void bind_text(struct conn *c, sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		bind_check(c, sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT));
+	else
+		bind_check(c, sqlite3_bind_null(st, i));
+}
+
+static void bind_int(struct conn *c, sqlite3_stmt *st, int i, int64_t v)
+{
+	bind_check(c, sqlite3_bind_int64(st, i, v));
+}
+
+/* Binds major, minor, micro, qualifier at first .. first + 3. */
+static void bind_version(struct conn *c, sqlite3_stmt *st, int first,
+			 const struct tn_store_version *v)
+{
+	bind_int(c, st, first, v->major);
+	bind_int(c, st, first + 1, v->minor);
+	bind_int(c, st, first + 2, v->micro);
+	bind_text(c, st, first + 3, v->qualifier ? v->qualifier : "");
+}
+
+/* sqlite3_step, or the error of a bind that failed before it. */
+static int step(struct conn *c, sqlite3_stmt *st)
+{
+	int rc = c->bind_rc;
+
+	if (rc != SQLITE_OK) {
+		c->bind_rc = SQLITE_OK;
+		return rc;
+	}
+	return sqlite3_step(st);
+}
+
+/* Runs a statement that returns no row. */
+static int run_done(struct conn *c, sqlite3_stmt *st, struct tn_error *err, const char *what)
+{
+	int rc = step(c, st);
+
+	if (rc != SQLITE_DONE)
+		return db_fail(c, rc, err, what);
+	return 0;
+}
+
+/* Runs a statement expected to return one row (SQLITE_ROW → 1), or none (0). */
+static int run_row(struct conn *c, sqlite3_stmt *st, struct tn_error *err, const char *what)
+{
+	int rc = step(c, st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_fail(c, rc, err, what);
+}
+
+static int run_simple(struct conn *c, enum stmt_id id, struct tn_error *err, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = stmt_get(c, id, &st, err);
+
+	if (!ret)
+		ret = run_done(c, st, err, what);
+	stmt_done(st);
+	return ret;
+}
+
+/* BEGIN IMMEDIATE: every write takes the write lock at the start, so two
+ * writers never both hold a read snapshot and then deadlock upgrading it. */
+static int tx_begin(struct conn *c, struct tn_error *err)
+{
+	return run_simple(c, ST_BEGIN, err, "begin");
+}
+
+static int tx_commit(struct conn *c, struct tn_error *err)
+{
+	return run_simple(c, ST_COMMIT, err, "commit");
+}
+
+/* Rolls back when a transaction is open (a failed COMMIT may have ended it). */
+static void tx_rollback(struct conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db) && run_simple(c, ST_ROLLBACK, NULL, "rollback"))
+		tn_log(TN_LOG_ERROR, "store", "rollback_failed", NULL);
+}
+
+static int count_query(struct tn_store *store, enum stmt_id id, int64_t *out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, id, &st, err);
+	if (ret)
+		goto out;
+	ret = run_row(c, st, err, "count");
+	if (ret < 0)
+		goto out;
+	*out = ret ? sqlite3_column_int64(st, 0) : 0;
+	ret = 0;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* ------------------------------------------------------------ open, migrate, close */
+
+static int read_user_version(sqlite3 *db, int *out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	int ret = 0;
+
+	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = db_fail_rc(db, rc, err, "read schema version");
+		goto out;
+	}
+	*out = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* A file from a newer Tender: refuse before writing anything to it. */
+static int check_not_newer(const char *path, int version, struct tn_error *err)
+{
+	if (version > tn_store_schema_version())
+		return tn_fail(err, TN_E_INVALID,
+			       "database %s has schema version %d, newer than this tender-server "
+			       "knows (%d): run a newer tender-server or restore a backup",
+			       path, version, tn_store_schema_version());
+	if (version < 0)
+		return tn_fail(err, TN_E_INVALID, "database %s has schema version %d", path,
+			       version);
+	return 0;
+}
+
+static int set_wal(sqlite3 *db, const char *path, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	int ret = 0;
+
+	rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = db_fail_rc(db, rc, err, "journal_mode");
+		goto out;
+	}
+	/* The pragma answers the mode now in force; a file system without
+	 * shared memory keeps the old one, and readers would block writers. */
+	if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+		ret = tn_fail(err, TN_E_IO, "database %s: cannot use WAL mode (journal_mode %s)",
+			      path, (const char *)sqlite3_column_text(st, 0));
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Applies the pending migrations in one transaction.  The version is read
+ * again under the write lock: another process may have migrated meanwhile. */
+static int migrate(sqlite3 *db, const char *path, struct tn_error *err)
+{
+	char pragma[64];
+	int version = 0;
+	bool in_tx = false;
+	int ret;
+
+	ret = exec_sql(db, "BEGIN IMMEDIATE", err, "begin migration");
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = read_user_version(db, &version, err);
+	if (ret)
+		goto out;
+	ret = check_not_newer(path, version, err);
+	if (ret)
+		goto out;
+	if (version == tn_store_schema_version())
+		goto out; /* commits the empty transaction below */
+	for (int i = version; i < tn_store_schema_version(); i++) {
+		ret = exec_sql(db, migrations[i], err, "migration");
+		if (ret) {
+			tn_error_prefix(err, "database %s: schema version %d", path, i + 1);
+			goto out;
+		}
+	}
+	/* PRAGMA takes no bound parameter; the value is our own integer. */
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", tn_store_schema_version());
+	ret = exec_sql(db, pragma, err, "set schema version");
+	if (ret)
+		goto out;
+	tn_log(TN_LOG_INFO, "store", "migrated", "{s:s, s:i, s:i}", "path", path, "from", version,
+	       "to", tn_store_schema_version());
+out:
+	if (in_tx) {
+		if (!ret)
+			ret = exec_sql(db, "COMMIT", err, "commit migration");
+		if (ret && !sqlite3_get_autocommit(db))
+			(void)exec_sql(db, "ROLLBACK", NULL, "rollback migration");
+	}
+	return ret;
+}
+
+int tn_store_open(const char *path, struct tn_store **out, struct tn_error *err)
+{
+	struct tn_store *store = NULL;
+	sqlite3 *db = NULL;
+	int version = 0;
+	int ret;
+
+	ret = conn_open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, err);
+	if (ret)
+		goto out;
+	ret = read_user_version(db, &version, err);
+	if (ret)
+		goto out;
+	ret = check_not_newer(path, version, err);
+	if (ret)
+		goto out;
+	ret = set_wal(db, path, err);
+	if (ret)
+		goto out;
+	ret = migrate(db, path, err);
+	if (ret)
+		goto out;
+
+	store = xcalloc(1, sizeof *store);
+	store->path = xstrdup(path);
+	pthread_mutex_init(&store->lock, NULL);
+	if (pthread_key_create(&store->key, conn_thread_exit) != 0) {
+		ret = tn_fail(err, TN_E_INTERNAL, "database %s: out of thread-local keys", path);
+		goto out;
+	}
+	/* The connection that migrated becomes this thread's. */
+	conn_register(store, db);
+	db = NULL;
+	tn_log(TN_LOG_INFO, "store", "opened", "{s:s, s:i}", "path", path, "schema",
+	       tn_store_schema_version());
+	*out = store;
+	store = NULL;
+out:
+	if (store) {
+		pthread_mutex_destroy(&store->lock);
+		free(store->path);
+		free(store);
+	}
+	sqlite3_close_v2(db);
+	return ret;
+}
+
+void tn_store_close(struct tn_store *store)
+{
+	struct conn *list, *next;
+
+	if (!store)
+		return;
+	pthread_mutex_lock(&store->lock);
+	list = store->conns;
+	store->conns = NULL;
+	pthread_mutex_unlock(&store->lock);
+	/* After this no thread's exit runs our destructor: the connections of
+	 * threads still alive are closed here, once, with the rest. */
+	pthread_setspecific(store->key, NULL);
+	pthread_key_delete(store->key);
+	for (struct conn *c = list; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+	pthread_mutex_destroy(&store->lock);
+	free(store->path);
+	free(store);
+}
+
+/* true when path + suffix exists (or cannot be checked). */
+static bool sibling_exists(const char *path, const char *suffix)
+{
+	char *p = xasprintf("%s%s", path, suffix);
+	bool exists = access(p, F_OK) == 0 || errno != ENOENT;
+
+	free(p);
+	return exists;
+}
+
+static void unlink_with_siblings(const char *path)
+{
+	static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
+
+	for (size_t i = 0; i < COUNT_OF(suffixes); i++) {
+		char *p = xasprintf("%s%s", path, suffixes[i]);
+
+		unlink(p);
+		free(p);
+	}
+}
+
+/* The backup copies everything in one step (-1) from a read snapshot of the
+ * calling thread's connection.  In WAL a reader never blocks writers, and a
+ * single step cannot be restarted by their commits, as steps of a few pages
+ * at a time would be whenever another connection writes between them (for
+ * ever, under steady load).  The loop retries only a busy source or dest. */
+int tn_store_backup(struct tn_store *store, const char *dest_path, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3 *dest = NULL;
+	sqlite3_backup *bk = NULL;
+	char *tmp = NULL;
+	int fd = -1;
+	int rc, pages = 0;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	/* SQLite replays a -wal or hot -journal lying beside a database file
+	 * onto it when opened: a stale one would corrupt the fresh copy. */
+	if (sibling_exists(dest_path, "-wal") || sibling_exists(dest_path, "-journal")) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "backup %s: a -wal or -journal file is beside it (is it open?); "
+			      "choose another name or remove them",
+			      dest_path);
+		goto out;
+	}
+	tmp = xasprintf("%s.tmp-XXXXXX", dest_path);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		ret = tn_fail_errno(err, errno, "backup %s", dest_path);
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	ret = conn_open_db(tmp, SQLITE_OPEN_READWRITE, &dest, err);
+	if (ret)
+		goto out;
+	bk = sqlite3_backup_init(dest, "main", c->db, "main");
+	if (!bk) {
+		ret = db_fail_rc(dest, sqlite3_errcode(dest), err, "backup");
+		goto out;
+	}
+	for (int tries = 0;; tries++) {
+		rc = sqlite3_backup_step(bk, -1);
+		if (rc == SQLITE_DONE)
+			break;
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && tries < 50) {
+			sqlite3_sleep(100);
+			continue;
+		}
+		ret = db_fail_rc(dest, rc, err, "backup");
+		goto out;
+	}
+	pages = sqlite3_backup_pagecount(bk);
+	rc = sqlite3_backup_finish(bk);
+	bk = NULL;
+	if (rc != SQLITE_OK) {
+		ret = db_fail_rc(dest, rc, err, "backup");
+		goto out;
+	}
+	/* The copy carries the source's WAL flag; make it one self-contained
+	 * file (tn_store_open turns WAL on again). */
+	ret = exec_sql(dest, "PRAGMA journal_mode = DELETE", err, "backup journal mode");
+	if (ret)
+		goto out;
+	rc = sqlite3_close(dest);
+	dest = NULL;
+	if (rc != SQLITE_OK) {
+		ret = tn_fail(err, TN_E_IO, "backup %s: close: %s", dest_path, sqlite3_errstr(rc));
+		goto out;
+	}
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		ret = tn_fail_errno(err, errno, "backup %s: fsync", dest_path);
+		goto out;
+	}
+	if (rename(tmp, dest_path) != 0) {
+		ret = tn_fail_errno(err, errno, "backup %s: rename", dest_path);
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	ret = tn_fsync_parent(dest_path, err);
+	if (ret)
+		goto out;
+	tn_log(TN_LOG_INFO, "store", "backup", "{s:s, s:i}", "dest", dest_path, "pages", pages);
+out:
+	if (bk)
+		sqlite3_backup_finish(bk);
+	sqlite3_close_v2(dest);
+	if (fd >= 0)
+		close(fd);
+	if (tmp) {
+		unlink_with_siblings(tmp);
+		free(tmp);
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------ small helpers */
+
+void tn_store_time_format(time_t t, char out[TN_STORE_TIME_LEN + 1])
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) ||
+	    strftime(out, TN_STORE_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) != TN_STORE_TIME_LEN)
+		memcpy(out, "1970-01-01T00:00:00Z", TN_STORE_TIME_LEN + 1);
+}
+
+void tn_store_now(char out[TN_STORE_TIME_LEN + 1])
+{
+	tn_store_time_format(time(NULL), out);
+}
+
+/* Exactly our format, so that text comparison is time comparison. */
+static bool time_valid(const char *s)
+{
+	static const char pattern[] = "dddd-dd-ddTdd:dd:ddZ";
+
+	if (strlen(s) != TN_STORE_TIME_LEN)
+		return false;
+	for (size_t i = 0; i < TN_STORE_TIME_LEN; i++)
+		if (pattern[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pattern[i])
+			return false;
+	return true;
+}
+
+static bool sha256_hex_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return i == 64;
+}
+
+static bool in_list(const char *s, const char *const list[])
+{
+	for (size_t i = 0; list[i]; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+static const char *const target_states[] = {
+    "provisioning", "enrolled", "running", "draining", "removed", "failed", NULL,
+};
+static const char *const roles[] = {"viewer", "developer", "operator", "admin", NULL};
+
+/* The qualifier rules of common/version.h, checked again here because the
+ * canonical text is made from it. */
+static int version_check(const struct tn_store_version *v, struct tn_error *err)
+{
+	const char *q = v->qualifier ? v->qualifier : "";
+	size_t i;
+
+	for (i = 0; q[i]; i++)
+		if (!((q[i] >= 'a' && q[i] <= 'z') || (q[i] >= 'A' && q[i] <= 'Z') ||
+		      (q[i] >= '0' && q[i] <= '9') || q[i] == '_' || q[i] == '-'))
+			return tn_fail(err, TN_E_INVALID, "version qualifier: bad character");
+	if (i > 64)
+		return tn_fail(err, TN_E_INVALID, "version qualifier: longer than 64 characters");
+	return 0;
+}
+
+/* Canonical "M.m.u[.q]"; caller frees. */
+static char *version_text(const struct tn_store_version *v)
+{
+	const char *q = v->qualifier ? v->qualifier : "";
+
+	return xasprintf("%" PRIu32 ".%" PRIu32 ".%" PRIu32 "%s%s", v->major, v->minor, v->micro,
+			 *q ? "." : "", q);
+}
+
+/* Canonical JSON text of value, or of dflt when value is NULL; caller frees. */
+static char *json_text(json_t *value, const char *dflt)
+{
+	return value ? tn_json_canonical(value) : xstrdup(dflt);
+}
+
+/* limit 0 → the default; above the maximum → the maximum. */
+static unsigned clamp_limit(unsigned limit)
+{
+	if (limit == 0)
+		return TN_STORE_LIMIT_DEFAULT;
+	return limit > TN_STORE_LIMIT_MAX ? TN_STORE_LIMIT_MAX : limit;
+}
+
+/* "t-" and 16 characters of base32: 80 random bits. */
+static int random_id(const char *prefix, char *out, size_t size, struct tn_error *err)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned char raw[16];
+	size_t got = 0;
+	size_t plen = strlen(prefix);
+
+	if (size < plen + sizeof raw + 1)
+		return tn_fail(err, TN_E_INTERNAL, "random id: buffer too small");
+	while (got < sizeof raw) {
+		ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return tn_fail_errno(err, errno, "random id");
+		got += (size_t)n;
+	}
+	memcpy(out, prefix, plen);
+	for (size_t i = 0; i < sizeof raw; i++)
+		out[plen + i] = alphabet[raw[i] & 31];
+	out[plen + sizeof raw] = '\0';
+	return 0;
+}
+
+/* ---- row → JSON.  A NULL column is JSON null. */
+
+static json_t *col_str(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	json_t *v;
+
+	if (!s)
+		return json_null();
+	/* Text came in through validated JSON or our own code; a non-UTF-8
+	 * byte would make jansson refuse it, so show null, not a crash. */
+	v = json_string(s);
+	return v ? v : json_null();
+}
+
+static json_t *col_int(sqlite3_stmt *st, int i)
+{
+	return json_integer(sqlite3_column_int64(st, i));
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	json_t *v;
+
+	if (!s)
+		return json_null();
+	v = json_loads(s, JSON_DECODE_ANY, NULL);
+	if (!v) {
+		tn_log(TN_LOG_ERROR, "store", "bad_json_column", "{s:s}", "column",
+		       sqlite3_column_name(st, i));
+		return json_null();
+	}
+	return v;
+}
+
+static const char *col_cstr(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? s : "";
+}
+
+/* ---- cursors: base64url of the compact JSON array of the last row's sort
+ * key.  Opaque to clients, URL-safe, and checked strictly on the way in. */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *b64url_encode(const unsigned char *in, size_t n)
+{
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+	char *p = out;
+	size_t i = 0;
+
+	for (; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		*p++ = b64url[v >> 18];
+		*p++ = b64url[(v >> 12) & 63];
+		*p++ = b64url[(v >> 6) & 63];
+		*p++ = b64url[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		*p++ = b64url[v >> 18];
+		*p++ = b64url[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+
+		*p++ = b64url[v >> 18];
+		*p++ = b64url[(v >> 12) & 63];
+		*p++ = b64url[(v >> 6) & 63];
+	}
+	*p = '\0';
+	return out;
+}
+
+static int b64url_value(char ch)
+{
+	const char *p = ch ? strchr(b64url, ch) : NULL;
+
+	return p ? (int)(p - b64url) : -1;
+}
+
+/* Decodes unpadded base64url; false on any other character or length. */
+static bool b64url_decode(const char *s, unsigned char **out, size_t *outlen)
+{
+	size_t n = strlen(s);
+	unsigned char *buf;
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	if (n % 4 == 1)
+		return false;
+	buf = xmalloc(n * 3 / 4 + 1);
+	for (size_t i = 0; i < n; i++) {
+		int v = b64url_value(s[i]);
+
+		if (v < 0) {
+			free(buf);
+			return false;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	*out = buf;
+	*outlen = o;
+	return true;
+}
+
+/* Steals key. */
+static char *cursor_encode(json_t *key)
+{
+	char *text = json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *out =
+	    b64url_encode((const unsigned char *)(text ? text : "null"), text ? strlen(text) : 4);
+
+	free(text);
+	json_decref(key);
+	return out;
+}
+
+/* Decodes after and unpacks it with fmt (a json_unpack format for an
+ * array); *root owns the strings unpacked, caller decrefs. */
+static int cursor_decode(const char *after, json_t **root, struct tn_error *err, const char *fmt,
+			 ...)
+{
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	json_t *key = NULL;
+	va_list ap;
+	int rc = -1;
+
+	if (strlen(after) <= CURSOR_MAX && b64url_decode(after, &raw, &len))
+		key = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, NULL);
+	if (key) {
+		va_start(ap, fmt);
+		rc = json_vunpack_ex(key, NULL, JSON_STRICT, fmt, ap);
+		va_end(ap);
+	}
+	free(raw);
+	if (rc != 0) {
+		json_decref(key);
+		return tn_fail(err, TN_E_INVALID, "after: not a cursor from this list");
+	}
+	*root = key;
+	return 0;
+}
+
+/* {"items": items, "next": next or null}; steals items and next. */
+static json_t *page(json_t *items, char *next)
+{
+	json_t *out = json_pack("{s:o, s:s?}", "items", items, "next", next);
+
+	free(next);
+	return out;
+}
+
+/* ---- lists */
+
+/* Builds one list item from the current row of st; may run other statements. */
+typedef int (*row_fn)(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err);
+/* The cursor for the current row of st; caller frees. */
+typedef char *(*key_fn)(sqlite3_stmt *st);
+
+/* Steps st (bound with LIMIT limit + 1) into a page of at most limit items:
+ * the extra row only tells that a next page exists. */
+static int run_page(struct conn *c, sqlite3_stmt *st, unsigned limit, row_fn item, key_fn key,
+		    json_t **out, struct tn_error *err)
+{
+	json_t *items = json_array();
+	char *next = NULL;
+	unsigned n = 0;
+	int ret;
+
+	while ((ret = run_row(c, st, err, "list")) == 1) {
+		json_t *obj = NULL;
+
+		if (n == limit) {
+			/* a row beyond the page: next starts after the last shown */
+			break;
+		}
+		ret = item(c, st, &obj, err);
+		if (ret)
+			goto out;
+		json_array_append_new(items, obj);
+		if (++n == limit) {
+			free(next);
+			next = key(st);
+		}
+	}
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		/* the rows ended within the page: no next page */
+		free(next);
+		next = NULL;
+	}
+	ret = 0;
+	*out = page(items, next);
+	items = NULL;
+	next = NULL;
+out:
+	json_decref(items);
+	free(next);
+	return ret;
+}
+
+/* ------------------------------------------------------------ bundles */
+
+/* Row: name, version, sha256, size, created, created_by, then (get) the
+ * manifest or (list) major, minor, micro, qualifier. */
+static int bundle_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
+{
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "name", col_str(st, 0), "version",
+			 col_str(st, 1), "sha256", col_str(st, 2), "size", col_int(st, 3),
+			 "created", col_str(st, 4), "created_by", col_str(st, 5));
+	return 0;
+}
+
+/* The key of a versioned list row: [name, major, minor, micro, qualifier]
+ * with name in column name_col and the parts in columns 6 to 9. */
+static char *version_key(sqlite3_stmt *st, int name_col)
+{
+	return cursor_encode(json_pack("[sIIIs]", col_cstr(st, name_col),
+				       (json_int_t)sqlite3_column_int64(st, 6),
+				       (json_int_t)sqlite3_column_int64(st, 7),
+				       (json_int_t)sqlite3_column_int64(st, 8), col_cstr(st, 9)));
+}
+
+static char *bundle_key(sqlite3_stmt *st)
+{
+	return version_key(st, 0);
+}
+
+/* Lists bundles or distributions (same shape of statement and key). */
+static int versioned_list(struct tn_store *store, enum stmt_id all, enum stmt_id named, row_fn item,
+			  key_fn key, const char *name, unsigned limit, const char *after,
+			  json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	const char *cname = "", *cqual = "";
+	json_int_t cmajor = -1, cminor = -1, cmicro = -1;
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[sIIIs]", &cname, &cmajor, &cminor,
+				    &cmicro, &cqual);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, name ? named : all, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, cname);
+	bind_int(c, st, 2, cmajor);
+	bind_int(c, st, 3, cminor);
+	bind_int(c, st, 4, cmicro);
+	bind_text(c, st, 5, cqual);
+	bind_int(c, st, 6, (int64_t)limit + 1);
+	if (name)
+		bind_text(c, st, 7, name);
+	ret = run_page(c, st, limit, item, key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_bundle_insert(struct tn_store *store, const char *name,
+			   const struct tn_store_version *version, const char *sha256, int64_t size,
+			   json_t *manifest, const char *actor, enum tn_store_outcome *outcome,
+			   struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *find = NULL, *ins = NULL;
+	char *vtext = NULL, *mtext = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int ret;
+
+	ret = version_check(version, err);
+	if (ret)
+		goto out;
+	if (!sha256_hex_valid(sha256) || size < 0 || !json_is_object(manifest)) {
+		ret = tn_fail(err, TN_E_INVALID, "bundle %s: bad sha256, size or manifest", name);
+		goto out;
+	}
+	vtext = version_text(version);
+	mtext = tn_json_canonical(manifest);
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+
+	ret = stmt_get(c, ST_BUNDLE_FIND, &find, err);
+	if (ret)
+		goto out;
+	bind_text(c, find, 1, name);
+	bind_version(c, find, 2, version);
+	ret = run_row(c, find, err, "find bundle");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		/* Uploads are idempotent by content; a version is immutable. */
+		if (strcmp(col_cstr(find, 1), sha256) == 0) {
+			*outcome = TN_STORE_UNCHANGED;
+			ret = 0;
+		} else {
+			ret = tn_fail(err, TN_E_EXISTS,
+				      "bundle %s@%s already exists with other content (sha256 %s); "
+				      "a version never changes: upload a new version",
+				      name, vtext, col_cstr(find, 1));
+		}
+		goto out;
+	}
+	stmt_done(find);
+
+	ret = stmt_get(c, ST_BUNDLE_INSERT, &ins, err);
+	if (ret)
+		goto out;
+	bind_text(c, ins, 1, name);
+	bind_version(c, ins, 2, version);
+	bind_text(c, ins, 6, vtext);
+	bind_text(c, ins, 7, sha256);
+	bind_int(c, ins, 8, size);
+	bind_text(c, ins, 9, mtext);
+	bind_text(c, ins, 10, now);
+	bind_text(c, ins, 11, actor);
+	ret = run_done(c, ins, err, "insert bundle");
+	if (ret)
+		goto out;
+	stmt_done(ins);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	*outcome = TN_STORE_CREATED;
+out:
+	stmt_done(find);
+	stmt_done(ins);
+	if (in_tx)
+		tx_rollback(c);
+	free(vtext);
+	free(mtext);
+	return ret;
+}
+
+/* Not-found message for name@version, the way users write it. */
+static int not_found(struct tn_error *err, const char *what, const char *name,
+		     const struct tn_store_version *version)
+{
+	char *vtext = version_text(version);
+	int ret = tn_fail(err, TN_E_NOT_FOUND, "%s %s@%s not found", what, name, vtext);
+
+	free(vtext);
+	return ret;
+}
+
+int tn_store_bundle_get(struct tn_store *store, const char *name,
+			const struct tn_store_version *version, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_BUNDLE_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_version(c, st, 2, version);
+	ret = run_row(c, st, err, "get bundle");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = not_found(err, "bundle", name, version);
+		goto out;
+	}
+	ret = bundle_item(c, st, out, err);
+	if (ret)
+		goto out;
+	json_object_set_new(*out, "manifest", col_json(st, 6));
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_bundle_list(struct tn_store *store, const char *name, unsigned limit,
+			 const char *after, json_t **out, struct tn_error *err)
+{
+	return versioned_list(store, ST_BUNDLE_LIST, ST_BUNDLE_LIST_NAME, bundle_item, bundle_key,
+			      name, limit, after, out, err);
+}
+
+int tn_store_bundle_delete(struct tn_store *store, const char *name,
+			   const struct tn_store_version *version, char **sha256_out,
+			   struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *find = NULL, *user = NULL, *del = NULL;
+	char *sha256 = NULL, *vtext = version_text(version);
+	int64_t id;
+	bool in_tx = false;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_BUNDLE_FIND, &find, err);
+	if (ret)
+		goto out;
+	bind_text(c, find, 1, name);
+	bind_version(c, find, 2, version);
+	ret = run_row(c, find, err, "find bundle");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = not_found(err, "bundle", name, version);
+		goto out;
+	}
+	id = sqlite3_column_int64(find, 0);
+	sha256 = xstrdup(col_cstr(find, 1));
+	stmt_done(find);
+
+	ret = stmt_get(c, ST_BUNDLE_USER, &user, err);
+	if (ret)
+		goto out;
+	bind_int(c, user, 1, id);
+	ret = run_row(c, user, err, "bundle users");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		int64_t more = sqlite3_column_int64(user, 2) - 1;
+		char others[48] = "";
+
+		if (more > 0)
+			snprintf(others, sizeof others, " (and %" PRId64 " more)", more);
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "bundle %s@%s is used by distribution %s@%s%s: delete those first",
+			      name, vtext, col_cstr(user, 0), col_cstr(user, 1), others);
+		goto out;
+	}
+	stmt_done(user);
+
+	ret = stmt_get(c, ST_BUNDLE_DELETE, &del, err);
+	if (ret)
+		goto out;
+	bind_int(c, del, 1, id);
+	ret = run_done(c, del, err, "delete bundle");
+	if (ret)
+		goto out;
+	stmt_done(del);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	if (sha256_out) {
+		*sha256_out = sha256;
+		sha256 = NULL;
+	}
+out:
+	stmt_done(find);
+	stmt_done(user);
+	stmt_done(del);
+	if (in_tx)
+		tx_rollback(c);
+	free(sha256);
+	free(vtext);
+	return ret;
+}
+
+int tn_store_blob_referenced(struct tn_store *store, const char *sha256, bool *out,
+			     struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_BLOB_REFERENCED, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, sha256);
+	ret = run_row(c, st, err, "blob referenced");
+	if (ret < 0)
+		goto out;
+	*out = ret == 1;
+	ret = 0;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_bundle_count(struct tn_store *store, int64_t *out, struct tn_error *err)
+{
+	return count_query(store, ST_BUNDLE_COUNT, out, err);
+}
+
+/* ------------------------------------------------------------ distributions */
+
+/* Row: id, name, version, config, created, created_by (list: then the
+ * version parts in 6 to 9). */
+static int dist_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *bundles = json_array();
+	int ret;
+
+	ret = stmt_get(c, ST_DIST_BUNDLES, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, sqlite3_column_int64(row, 0));
+	while ((ret = run_row(c, st, err, "distribution bundles")) == 1)
+		json_array_append_new(bundles,
+				      json_pack("{s:o, s:o, s:o, s:o}", "name", col_str(st, 0),
+						"version", col_str(st, 1), "sha256", col_str(st, 2),
+						"size", col_int(st, 3)));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "name", col_str(row, 1), "version",
+			 col_str(row, 2), "config", col_json(row, 3), "bundles", bundles, "created",
+			 col_str(row, 4), "created_by", col_str(row, 5));
+	bundles = NULL;
+out:
+	stmt_done(st);
+	json_decref(bundles);
+	return ret;
+}
+
+static char *dist_key(sqlite3_stmt *st)
+{
+	return version_key(st, 1);
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Looks a distribution up inside the caller's transaction: *id, or
+ * TN_E_NOT_FOUND.  *config (when not NULL) gets its config text, caller frees. */
+static int dist_find(struct conn *c, const char *name, const struct tn_store_version *version,
+		     int64_t *id, char **config, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = stmt_get(c, ST_DIST_FIND, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_version(c, st, 2, version);
+	ret = run_row(c, st, err, "find distribution");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = not_found(err, "distribution", name, version);
+		goto out;
+	}
+	*id = sqlite3_column_int64(st, 0);
+	if (config)
+		*config = xstrdup(col_cstr(st, 1));
+	ret = 0;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* Whether distribution id has exactly the bundles of sorted ids[n]. */
+static int dist_same_bundles(struct conn *c, int64_t id, const int64_t *ids, size_t n, bool *same,
+			     struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i = 0;
+	int ret;
+
+	*same = true;
+	ret = stmt_get(c, ST_DIST_BUNDLE_IDS, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	while ((ret = run_row(c, st, err, "distribution bundles")) == 1) {
+		if (i >= n || sqlite3_column_int64(st, 0) != ids[i])
+			*same = false;
+		i++;
+	}
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	if (i != n)
+		*same = false;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_distribution_insert(struct tn_store *store, const char *name,
+				 const struct tn_store_version *version, json_t *config,
+				 const struct tn_store_bundle_ref *bundles, size_t n,
+				 const char *actor, enum tn_store_outcome *outcome,
+				 struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *find = NULL, *ins = NULL, *link = NULL;
+	char *vtext = NULL, *ctext = NULL, *old_config = NULL;
+	int64_t *ids = NULL, *sorted = NULL;
+	int64_t dist_id = 0;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false, same = false;
+	int ret;
+
+	ret = version_check(version, err);
+	if (ret)
+		goto out;
+	if (config && !json_is_object(config)) {
+		ret = tn_fail(err, TN_E_INVALID, "config: must be an object");
+		goto out;
+	}
+	if (n == 0 || n > TN_STORE_DIST_BUNDLES_MAX) {
+		ret = tn_fail(err, TN_E_INVALID, "bundles: between 1 and %d bundles are needed",
+			      TN_STORE_DIST_BUNDLES_MAX);
+		goto out;
+	}
+	/* One version of each bundle: bundle names key the config and the
+	 * agent's view of the release. */
+	for (size_t i = 0; i < n; i++) {
+		ret = version_check(&bundles[i].version, err);
+		if (ret)
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(bundles[i].name, bundles[j].name) == 0) {
+				ret = tn_fail(err, TN_E_INVALID,
+					      "bundles[%zu]: %s is already listed as bundles[%zu]",
+					      i, bundles[i].name, j);
+				goto out;
+			}
+	}
+	vtext = version_text(version);
+	ctext = json_text(config, "{}");
+	tn_store_now(now);
+	ids = xcalloc(n, sizeof *ids);
+	sorted = xcalloc(n, sizeof *sorted);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_BUNDLE_FIND, &find, err);
+	if (ret)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		bind_text(c, find, 1, bundles[i].name);
+		bind_version(c, find, 2, &bundles[i].version);
+		ret = run_row(c, find, err, "find bundle");
+		if (ret < 0)
+			goto out;
+		if (ret == 0) {
+			char *bv = version_text(&bundles[i].version);
+
+			ret = tn_fail(err, TN_E_NOT_FOUND, "bundles[%zu]: bundle %s@%s not found",
+				      i, bundles[i].name, bv);
+			free(bv);
+			goto out;
+		}
+		ids[i] = sorted[i] = sqlite3_column_int64(find, 0);
+		stmt_done(find);
+	}
+	qsort(sorted, n, sizeof *sorted, cmp_int64);
+
+	ret = dist_find(c, name, version, &dist_id, &old_config, err);
+	if (ret == 0) {
+		ret = dist_same_bundles(c, dist_id, sorted, n, &same, err);
+		if (ret)
+			goto out;
+		if (same && strcmp(old_config, ctext) == 0) {
+			*outcome = TN_STORE_UNCHANGED;
+		} else {
+			ret = tn_fail(err, TN_E_EXISTS,
+				      "distribution %s@%s already exists with other bundles or "
+				      "config; a version never changes: upload a new version",
+				      name, vtext);
+		}
+		goto out;
+	}
+	if (ret != -TN_E_NOT_FOUND)
+		goto out;
+	tn_error_clear(err);
+
+	ret = stmt_get(c, ST_DIST_INSERT, &ins, err);
+	if (ret)
+		goto out;
+	bind_text(c, ins, 1, name);
+	bind_version(c, ins, 2, version);
+	bind_text(c, ins, 6, vtext);
+	bind_text(c, ins, 7, ctext);
+	bind_text(c, ins, 8, now);
+	bind_text(c, ins, 9, actor);
+	ret = run_done(c, ins, err, "insert distribution");
+	if (ret)
+		goto out;
+	stmt_done(ins);
+	dist_id = sqlite3_last_insert_rowid(c->db);
+
+	ret = stmt_get(c, ST_DIST_BUNDLE_INSERT, &link, err);
+	if (ret)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		bind_int(c, link, 1, dist_id);
+		bind_int(c, link, 2, ids[i]);
+		bind_int(c, link, 3, (int64_t)i);
+		ret = run_done(c, link, err, "insert distribution bundle");
+		if (ret)
+			goto out;
+		stmt_done(link);
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	*outcome = TN_STORE_CREATED;
+out:
+	stmt_done(find);
+	stmt_done(ins);
+	stmt_done(link);
+	if (in_tx)
+		tx_rollback(c);
+	free(vtext);
+	free(ctext);
+	free(old_config);
+	free(ids);
+	free(sorted);
+	return ret;
+}
+
+int tn_store_distribution_get(struct tn_store *store, const char *name,
+			      const struct tn_store_version *version, json_t **out,
+			      struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_DIST_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_version(c, st, 2, version);
+	ret = run_row(c, st, err, "get distribution");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = not_found(err, "distribution", name, version);
+		goto out;
+	}
+	ret = dist_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_distribution_list(struct tn_store *store, const char *name, unsigned limit,
+			       const char *after, json_t **out, struct tn_error *err)
+{
+	return versioned_list(store, ST_DIST_LIST, ST_DIST_LIST_NAME, dist_item, dist_key, name,
+			      limit, after, out, err);
+}
+
+int tn_store_distribution_delete(struct tn_store *store, const char *name,
+				 const struct tn_store_version *version, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *vtext = version_text(version);
+	int64_t id = 0;
+	bool in_tx = false;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = dist_find(c, name, version, &id, NULL, err);
+	if (ret)
+		goto out;
+
+	/* Who still needs it, most pressing first. */
+	ret = stmt_get(c, ST_DIST_CURRENT_USER, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_row(c, st, err, "distribution users");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "distribution %s@%s is the current revision of cluster %s", name,
+			      vtext, col_cstr(st, 0));
+		goto out;
+	}
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_DIST_ROLLOUT_USER, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_row(c, st, err, "distribution users");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "distribution %s@%s is used by rollout %s (%s) of cluster %s", name,
+			      vtext, col_cstr(st, 0), col_cstr(st, 1), col_cstr(st, 2));
+		goto out;
+	}
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_DIST_REVISION_USER, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_row(c, st, err, "distribution users");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "distribution %s@%s is used by revision %" PRId64 " of cluster %s, "
+			      "kept so that the cluster can go back to it",
+			      name, vtext, (int64_t)sqlite3_column_int64(st, 1), col_cstr(st, 0));
+		goto out;
+	}
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_DIST_DELETE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_done(c, st, err, "delete distribution");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(vtext);
+	return ret;
+}
+
+int tn_store_distribution_count(struct tn_store *store, int64_t *out, struct tn_error *err)
+{
+	return count_query(store, ST_DIST_COUNT, out, err);
+}
+
+/* ------------------------------------------------------------ clusters */
+
+/* cluster id by name inside the caller's transaction or read; TN_E_NOT_FOUND. */
+static int cluster_find(struct conn *c, const char *name, int64_t *id, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = stmt_get(c, ST_CLUSTER_ID, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_row(c, st, err, "find cluster");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
+		goto out;
+	}
+	*id = sqlite3_column_int64(st, 0);
+	ret = 0;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* {state: n} for every state a counted target can be in (zeros included, so
+ * gauges and forms keep their keys), from a statement of (state, count)
+ * rows; cluster_id < 0 means a statement without parameter.  *total (may be
+ * NULL) gets the sum. */
+static int state_counts(struct conn *c, enum stmt_id id, int64_t cluster_id, json_t **out,
+			int64_t *total, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *counts = json_object();
+	int64_t sum = 0;
+	int ret;
+
+	for (size_t i = 0; target_states[i]; i++)
+		if (strcmp(target_states[i], "removed") != 0)
+			json_object_set_new(counts, target_states[i], json_integer(0));
+	ret = stmt_get(c, id, &st, err);
+	if (ret)
+		goto out;
+	if (cluster_id >= 0)
+		bind_int(c, st, 1, cluster_id);
+	while ((ret = run_row(c, st, err, "count targets")) == 1) {
+		json_object_set_new(counts, col_cstr(st, 0), col_int(st, 1));
+		sum += sqlite3_column_int64(st, 1);
+	}
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*out = counts;
+	counts = NULL;
+	if (total)
+		*total = sum;
+out:
+	stmt_done(st);
+	json_decref(counts);
+	return ret;
+}
+
+/* Row (CLUSTER_SELECT): id, name, description, provider, lb, created,
+ * updated, revision number, "dist@version", revision config, revision
+ * created, revision created_by. */
+static int cluster_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *by_state = NULL, *by_release = json_object(), *revision;
+	int64_t id = sqlite3_column_int64(row, 0), total = 0;
+	int ret;
+
+	ret = state_counts(c, ST_CLUSTER_STATE_COUNTS, id, &by_state, &total, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_RELEASE_COUNTS, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	while ((ret = run_row(c, st, err, "count releases")) == 1)
+		json_object_set_new(by_release, col_cstr(st, 0), col_int(st, 1));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	if (sqlite3_column_type(row, 7) == SQLITE_NULL)
+		revision = json_null();
+	else
+		revision = json_pack("{s:o, s:o, s:o, s:o, s:o}", "number", col_int(row, 7),
+				     "distribution", col_str(row, 8), "config", col_json(row, 9),
+				     "created", col_str(row, 10), "created_by", col_str(row, 11));
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:I, s:o, s:o}, s:o, s:o}", "name",
+			 col_str(row, 1), "description", col_str(row, 2), "provider",
+			 col_str(row, 3), "lb", col_json(row, 4), "revision", revision, "targets",
+			 "total", (json_int_t)total, "by_state", by_state, "by_release", by_release,
+			 "created", col_str(row, 5), "updated", col_str(row, 6));
+	by_state = by_release = NULL;
+out:
+	stmt_done(st);
+	json_decref(by_state);
+	json_decref(by_release);
+	return ret;
+}
+
+static char *name_key(sqlite3_stmt *st)
+{
+	return cursor_encode(json_pack("[s]", col_cstr(st, 1)));
+}
+
+int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
+			 struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_row(c, st, err, "get cluster");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
+		goto out;
+	}
+	/* The counts are read while this row's statement is still active, so
+	 * from the same snapshot as the row. */
+	ret = cluster_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_cluster_create(struct tn_store *store, const char *name, const char *description,
+			    const char *provider, json_t *lb,
+			    const struct tn_store_bundle_ref *distribution, json_t *config,
+			    const char *actor, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *lb_text = NULL, *ctext = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int64_t dist_id = 0, cluster_id, revision_id;
+	bool in_tx = false;
+	int rc, ret;
+
+	if ((config && !json_is_object(config)) || (lb && !json_is_object(lb))) {
+		ret = tn_fail(err, TN_E_INVALID, "cluster %s: config and lb must be objects", name);
+		goto out;
+	}
+	if (distribution) {
+		ret = version_check(&distribution->version, err);
+		if (ret)
+			goto out;
+	}
+	lb_text = lb ? tn_json_canonical(lb) : NULL;
+	ctext = json_text(config, "{}");
+	tn_store_now(now);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	if (distribution) {
+		ret = dist_find(c, distribution->name, &distribution->version, &dist_id, NULL, err);
+		if (ret)
+			goto out;
+	}
+
+	ret = stmt_get(c, ST_CLUSTER_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_text(c, st, 2, description ? description : "");
+	bind_text(c, st, 3, provider);
+	bind_text(c, st, 4, lb_text);
+	bind_text(c, st, 5, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_EXISTS, "cluster %s already exists", name);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert cluster");
+		goto out;
+	}
+	stmt_done(st);
+	cluster_id = sqlite3_last_insert_rowid(c->db);
+
+	ret = stmt_get(c, ST_REVISION_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	bind_int(c, st, 2, 1);
+	if (distribution)
+		bind_int(c, st, 3, dist_id);
+	else
+		bind_text(c, st, 3, NULL);
+	bind_text(c, st, 4, ctext);
+	bind_text(c, st, 5, now);
+	bind_text(c, st, 6, actor);
+	ret = run_done(c, st, err, "insert revision");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	revision_id = sqlite3_last_insert_rowid(c->db);
+
+	ret = stmt_get(c, ST_CLUSTER_SET_REVISION, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	bind_int(c, st, 2, revision_id);
+	ret = run_done(c, st, err, "set revision");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	if (out)
+		ret = tn_store_cluster_get(store, name, out, err);
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(lb_text);
+	free(ctext);
+	return ret;
+}
+
+int tn_store_cluster_list(struct tn_store *store, unsigned limit, const char *after, json_t **out,
+			  struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	const char *cname = "";
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[s]", &cname);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, cname);
+	bind_int(c, st, 2, (int64_t)limit + 1);
+	ret = run_page(c, st, limit, cluster_item, name_key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_cluster_patch(struct tn_store *store, const char *name, const char *description,
+			   const char *provider, json_t *lb, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *lb_text = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int ret;
+
+	if (lb && !json_is_object(lb)) {
+		ret = tn_fail(err, TN_E_INVALID, "lb: must be an object");
+		goto out;
+	}
+	lb_text = lb ? tn_json_canonical(lb) : NULL;
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	/* One statement: atomic without an explicit transaction. */
+	ret = stmt_get(c, ST_CLUSTER_PATCH, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_text(c, st, 2, description);
+	bind_text(c, st, 3, provider);
+	bind_text(c, st, 4, lb_text);
+	bind_text(c, st, 5, now);
+	ret = run_done(c, st, err, "patch cluster");
+	if (ret)
+		goto out;
+	if (sqlite3_changes(c->db) == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
+		goto out;
+	}
+	stmt_done(st);
+	if (out)
+		ret = tn_store_cluster_get(store, name, out, err);
+out:
+	stmt_done(st);
+	free(lb_text);
+	return ret;
+}
+
+int tn_store_cluster_delete(struct tn_store *store, const char *name, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0, live;
+	bool in_tx = false;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = cluster_find(c, name, &id, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_LIVE_TARGETS, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_row(c, st, err, "count targets");
+	if (ret < 0)
+		goto out;
+	live = ret ? sqlite3_column_int64(st, 0) : 0;
+	ret = 0;
+	if (live > 0) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "cluster %s still has %" PRId64
+			      " target%s not removed: remove %s first",
+			      name, live, live == 1 ? "" : "s", live == 1 ? "it" : "them");
+		goto out;
+	}
+	stmt_done(st);
+	/* Cascades to removed targets, revisions, rollouts, enrollment tokens. */
+	ret = stmt_get(c, ST_CLUSTER_DELETE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_done(c, st, err, "delete cluster");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+int tn_store_cluster_count(struct tn_store *store, int64_t *out, struct tn_error *err)
+{
+	return count_query(store, ST_CLUSTER_COUNT, out, err);
+}
+
+/* ------------------------------------------------------------ targets */
+
+/* Row (TARGET_SELECT): seq, id, cluster, provider, instance, address, state,
+ * phase, health, generation, desired_release, actual_release, last_result,
+ * last_message, last_seen, inventory, config, created, updated. */
+static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
+{
+	json_t *last =
+	    sqlite3_column_type(st, 12) == SQLITE_NULL
+		? json_null()
+		: json_pack("{s:o, s:o}", "result", col_str(st, 12), "message", col_str(st, 13));
+
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o,"
+			 " s:o, s:o, s:o, s:o}",
+			 "id", col_str(st, 1), "cluster", col_str(st, 2), "provider",
+			 col_str(st, 3), "instance", col_str(st, 4), "address", col_str(st, 5),
+			 "state", col_str(st, 6), "phase", col_str(st, 7), "health", col_str(st, 8),
+			 "desired", "release", col_str(st, 10), "generation", col_int(st, 9),
+			 "actual", col_str(st, 11), "last_result", last, "last_seen",
+			 col_str(st, 14), "inventory", col_json(st, 15), "config", col_json(st, 16),
+			 "created", col_str(st, 17), "updated", col_str(st, 18));
+	return 0;
+}
+
+static char *seq_key(sqlite3_stmt *st)
+{
+	return cursor_encode(json_pack("[I]", (json_int_t)sqlite3_column_int64(st, 0)));
+}
+
+int tn_store_target_create(struct tn_store *store, const struct tn_store_target_spec *spec,
+			   json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char id[32];
+	char *ctext = NULL, *itext = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	const char *state = spec->state ? spec->state : "provisioning";
+	int64_t cluster_id = 0;
+	bool in_tx = false;
+	int rc, ret;
+
+	if (!in_list(state, target_states)) {
+		ret = tn_fail(err, TN_E_INVALID, "state: %s is not a target state", state);
+		goto out;
+	}
+	if (spec->config && !json_is_object(spec->config)) {
+		ret = tn_fail(err, TN_E_INVALID, "config: must be an object");
+		goto out;
+	}
+	if (spec->id) {
+		if (strlen(spec->id) >= sizeof id) {
+			ret = tn_fail(err, TN_E_INVALID, "target id: too long");
+			goto out;
+		}
+		snprintf(id, sizeof id, "%s", spec->id);
+	} else {
+		ret = random_id("t-", id, sizeof id, err);
+		if (ret)
+			goto out;
+	}
+	ctext = json_text(spec->config, "{}");
+	itext = spec->inventory ? tn_json_canonical(spec->inventory) : NULL;
+	tn_store_now(now);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = cluster_find(c, spec->cluster, &cluster_id, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_int(c, st, 2, cluster_id);
+	bind_text(c, st, 3, spec->provider);
+	bind_text(c, st, 4, spec->instance);
+	bind_text(c, st, 5, spec->address);
+	bind_text(c, st, 6, state);
+	bind_text(c, st, 7, itext);
+	bind_text(c, st, 8, ctext);
+	bind_text(c, st, 9, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_EXISTS, "target %s already exists", id);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert target");
+		goto out;
+	}
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	if (out)
+		ret = tn_store_target_get(store, id, out, err);
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(ctext);
+	free(itext);
+	return ret;
+}
+
+int tn_store_target_get(struct tn_store *store, const char *id, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "get target");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+		goto out;
+	}
+	ret = target_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_target_list(struct tn_store *store, const char *cluster, const char *state,
+			 unsigned limit, const char *after, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	json_int_t seq = 0;
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[I]", &seq);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, seq);
+	bind_text(c, st, 2, cluster);
+	bind_text(c, st, 3, state);
+	bind_int(c, st, 4, (int64_t)limit + 1);
+	ret = run_page(c, st, limit, target_item, seq_key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_target_count_by_state(struct tn_store *store, const char *cluster, json_t **out,
+				   struct tn_error *err)
+{
+	struct conn *c = NULL;
+	int64_t id = -1;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (!ret && cluster)
+		ret = cluster_find(c, cluster, &id, err);
+	if (!ret)
+		ret = state_counts(c, cluster ? ST_CLUSTER_STATE_COUNTS : ST_TARGET_STATE_COUNTS,
+				   id, out, NULL, err);
+	return ret;
+}
+
+/* ------------------------------------------------------------ API tokens */
+
+int tn_store_api_token_create(struct tn_store *store, const char *name, const char *token_hash,
+			      const char *role, const char *expires, const char *actor,
+			      struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int rc, ret;
+
+	if (!in_list(role, roles)) {
+		ret = tn_fail(err, TN_E_INVALID,
+			      "role: %s is not one of viewer, developer, operator, admin", role);
+		goto out;
+	}
+	if (!sha256_hex_valid(token_hash) || (expires && !time_valid(expires))) {
+		ret = tn_fail(err, TN_E_INVALID, "token %s: bad hash or expiry time", name);
+		goto out;
+	}
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	/* A revoked token's name can be taken again (rotation); its history
+	 * stays in the event log. */
+	ret = stmt_get(c, ST_TOKEN_DELETE_REVOKED, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_done(c, st, err, "replace revoked token");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = stmt_get(c, ST_TOKEN_EXISTS, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_row(c, st, err, "find token");
+	if (ret < 0)
+		goto out;
+	if (ret == 1) {
+		ret =
+		    tn_fail(err, TN_E_EXISTS, "API token %s already exists: revoke it first", name);
+		goto out;
+	}
+	stmt_done(st);
+	ret = stmt_get(c, ST_TOKEN_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_text(c, st, 2, token_hash);
+	bind_text(c, st, 3, role);
+	bind_text(c, st, 4, expires);
+	bind_text(c, st, 5, now);
+	bind_text(c, st, 6, actor);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret =
+		    tn_fail(err, TN_E_EXISTS, "API token %s: this secret is already in use", name);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert token");
+		goto out;
+	}
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+/* Row: name, role, expires, created, created_by, revoked_at. */
+static int token_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
+{
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "name", col_str(st, 0), "role",
+			 col_str(st, 1), "expires", col_str(st, 2), "created", col_str(st, 3),
+			 "created_by", col_str(st, 4), "revoked_at", col_str(st, 5));
+	return 0;
+}
+
+static char *token_key(sqlite3_stmt *st)
+{
+	return cursor_encode(json_pack("[s]", col_cstr(st, 0)));
+}
+
+int tn_store_api_token_list(struct tn_store *store, unsigned limit, const char *after, json_t **out,
+			    struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	const char *cname = "";
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[s]", &cname);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TOKEN_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, cname);
+	bind_int(c, st, 2, (int64_t)limit + 1);
+	ret = run_page(c, st, limit, token_item, token_key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_api_token_revoke(struct tn_store *store, const char *name, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int ret;
+
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TOKEN_REVOKE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	bind_text(c, st, 2, now);
+	ret = run_done(c, st, err, "revoke token");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	if (sqlite3_changes(c->db) > 0)
+		goto out;
+	/* Nothing changed: already revoked (fine) or unknown. */
+	ret = stmt_get(c, ST_TOKEN_EXISTS, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_row(c, st, err, "find token");
+	if (ret < 0)
+		goto out;
+	ret = ret ? 0 : tn_fail(err, TN_E_NOT_FOUND, "API token %s not found", name);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_api_token_each_active(struct tn_store *store, tn_store_token_fn fn, void *ctx,
+				   struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *rows = json_array();
+	char now[TN_STORE_TIME_LEN + 1];
+	size_t i;
+	json_t *row;
+	int ret;
+
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TOKEN_ACTIVE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, now);
+	while ((ret = run_row(c, st, err, "active tokens")) == 1)
+		json_array_append_new(rows,
+				      json_pack("[o, o, o, o]", col_str(st, 0), col_str(st, 1),
+						col_str(st, 2), col_str(st, 3)));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	/* The statement is done before fn runs: fn may use the store. */
+	stmt_done(st);
+	st = NULL;
+	json_array_foreach(rows, i, row)
+	{
+		ret = fn(ctx, json_string_value(json_array_get(row, 0)),
+			 json_string_value(json_array_get(row, 1)),
+			 json_string_value(json_array_get(row, 2)),
+			 json_string_value(json_array_get(row, 3)));
+		if (ret)
+			break;
+	}
+out:
+	stmt_done(st);
+	json_decref(rows);
+	return ret;
+}
+
+/* ------------------------------------------------------------ enrollment tokens */
+
+int tn_store_enrollment_token_create(struct tn_store *store, const char *token_hash,
+				     const char *cluster, int64_t uses, const char *expires,
+				     const char *actor, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int64_t cluster_id = 0;
+	bool in_tx = false;
+	int rc, ret;
+
+	if (!sha256_hex_valid(token_hash) || !time_valid(expires) || uses < 1) {
+		ret = tn_fail(err, TN_E_INVALID,
+			      "enrollment token: bad hash, expiry time or uses (at least 1)");
+		goto out;
+	}
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = cluster_find(c, cluster, &cluster_id, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ENROLL_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, token_hash);
+	bind_int(c, st, 2, cluster_id);
+	bind_int(c, st, 3, uses);
+	bind_text(c, st, 4, expires);
+	bind_text(c, st, 5, actor);
+	bind_text(c, st, 6, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_EXISTS, "enrollment token: this secret is already in use");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert enrollment token");
+		goto out;
+	}
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	if (out)
+		*out = json_pack("{s:s, s:I, s:s}", "cluster", cluster, "uses", (json_int_t)uses,
+				 "expires", expires);
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+/* ------------------------------------------------------------ events */
+
+int tn_store_event_append(struct tn_store *store, const char *actor, const char *action,
+			  const char *object_type, const char *object_id, const char *outcome,
+			  json_t *detail, int64_t *id, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *dtext = detail ? tn_json_canonical(detail) : NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int ret;
+
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	/* One INSERT: its own transaction, taking the write lock up front. */
+	ret = stmt_get(c, ST_EVENT_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, now);
+	bind_text(c, st, 2, actor);
+	bind_text(c, st, 3, action);
+	bind_text(c, st, 4, object_type);
+	bind_text(c, st, 5, object_id);
+	bind_text(c, st, 6, outcome);
+	bind_text(c, st, 7, dtext);
+	ret = run_done(c, st, err, "append event");
+	if (ret)
+		goto out;
+	if (id)
+		*id = sqlite3_last_insert_rowid(c->db);
+out:
+	stmt_done(st);
+	free(dtext);
+	return ret;
+}
+
+/* Row: id, at, actor, action, object_type, object_id, outcome, detail. */
+static int event_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
+{
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", col_int(st, 0), "at",
+			 col_str(st, 1), "actor", col_str(st, 2), "action", col_str(st, 3),
+			 "object_type", col_str(st, 4), "object_id", col_str(st, 5), "outcome",
+			 col_str(st, 6), "detail", col_json(st, 7));
+	return 0;
+}
+
+/* Event cursors are plain ids, as in ?after=N and Last-Event-ID. */
+static char *event_key(sqlite3_stmt *st)
+{
+	return xasprintf("%" PRId64, (int64_t)sqlite3_column_int64(st, 0));
+}
+
+static int parse_event_id(const char *s, int64_t *out, struct tn_error *err)
+{
+	int64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 18)
+			return tn_fail(err, TN_E_INVALID, "after: not an event id");
+		v = v * 10 + (s[i] - '0');
+	}
+	if (i == 0)
+		return tn_fail(err, TN_E_INVALID, "after: not an event id");
+	*out = v;
+	return 0;
+}
+
+int tn_store_event_list(struct tn_store *store, const char *after, unsigned limit, json_t **out,
+			struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t from = 0;
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = parse_event_id(after, &from, err);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_EVENT_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, from);
+	bind_int(c, st, 2, (int64_t)limit + 1);
+	ret = run_page(c, st, limit, event_item, event_key, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_event_last_id(struct tn_store *store, int64_t *out, struct tn_error *err)
+{
+	return count_query(store, ST_EVENT_LAST, out, err);
+}
