@@ -242,6 +242,9 @@ enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 
 	ST_BUNDLE_FIND,
 	ST_BUNDLE_INSERT,
@@ -322,6 +325,9 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT nested",
+	[ST_RELEASE] = "RELEASE nested",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO nested",
 
 	[ST_BUNDLE_FIND] = "SELECT id, sha256 FROM bundles WHERE name = ?1 AND " VERSION_MATCH,
 	[ST_BUNDLE_INSERT] = "INSERT INTO bundles (name, major, minor, micro, qualifier, version,"
@@ -446,6 +452,7 @@ struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[ST_COUNT];
 	int bind_rc; /* the first failed bind since the last step, reported by step() */
+	int tx_depth; /* transactions open: the outer one, then savepoints */
 	struct conn *prev, *next;
 };
 
@@ -711,22 +718,42 @@ static int run_simple(struct conn *c, enum stmt_id id, struct tn_error *err, con
 }
 
 /* BEGIN IMMEDIATE: every write takes the write lock at the start, so two
- * writers never both hold a read snapshot and then deadlock upgrading it. */
+ * writers never both hold a read snapshot and then deadlock upgrading it.
+ * Inside an open transaction (a function that writes called by one that
+ * groups several writes) a savepoint nests instead, so the inner function
+ * keeps its own begin/commit/rollback and the outer one decides. */
 static int tx_begin(struct conn *c, struct tn_error *err)
 {
-	return run_simple(c, ST_BEGIN, err, "begin");
+	int ret = run_simple(c, c->tx_depth ? ST_SAVEPOINT : ST_BEGIN, err, "begin");
+
+	if (ret == 0)
+		c->tx_depth++;
+	return ret;
 }
 
 static int tx_commit(struct conn *c, struct tn_error *err)
 {
-	return run_simple(c, ST_COMMIT, err, "commit");
+	int ret = run_simple(c, c->tx_depth > 1 ? ST_RELEASE : ST_COMMIT, err, "commit");
+
+	if (ret == 0)
+		c->tx_depth--;
+	return ret;
 }
 
-/* Rolls back when a transaction is open (a failed COMMIT may have ended it). */
+/* Rolls back the innermost transaction when one is open (a failed COMMIT
+ * may have ended it). */
 static void tx_rollback(struct conn *c)
 {
+	if (c->tx_depth > 1) {
+		if (run_simple(c, ST_ROLLBACK_TO, NULL, "rollback") ||
+		    run_simple(c, ST_RELEASE, NULL, "rollback"))
+			tn_log(TN_LOG_ERROR, "store", "rollback_failed", NULL);
+		c->tx_depth--;
+		return;
+	}
 	if (!sqlite3_get_autocommit(c->db) && run_simple(c, ST_ROLLBACK, NULL, "rollback"))
 		tn_log(TN_LOG_ERROR, "store", "rollback_failed", NULL);
+	c->tx_depth = 0;
 }
 
 static int count_query(struct tn_store *store, enum stmt_id id, int64_t *out, struct tn_error *err)
@@ -1928,6 +1955,37 @@ out:
 	free(old_config);
 	free(ids);
 	free(sorted);
+	return ret;
+}
+
+int tn_store_distribution_ingest(struct tn_store *store, const char *name,
+				 const struct tn_store_version *version, json_t *config,
+				 const struct tn_store_new_bundle *fresh, size_t nfresh,
+				 const struct tn_store_bundle_ref *bundles, size_t n,
+				 const char *actor, enum tn_store_outcome *outcome,
+				 struct tn_error *err)
+{
+	struct conn *c = NULL;
+	enum tn_store_outcome ignored;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		return ret;
+	ret = tx_begin(c, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < nfresh && ret == 0; i++)
+		ret = tn_store_bundle_insert(store, fresh[i].name, &fresh[i].version,
+					     fresh[i].sha256, fresh[i].size, fresh[i].manifest, actor,
+					     &ignored, err);
+	if (ret == 0)
+		ret = tn_store_distribution_insert(store, name, version, config, bundles, n, actor,
+						   outcome, err);
+	if (ret == 0)
+		ret = tx_commit(c, err);
+	if (ret)
+		tx_rollback(c);
 	return ret;
 }
 

@@ -125,6 +125,27 @@ int tn_store_distribution_insert(struct tn_store *store, const char *name,
 				 const char *actor, enum tn_store_outcome *outcome,
 				 struct tn_error *err) TN_MUST_CHECK;
 
+/* A bundle to record with a distribution (its blob already stored). */
+struct tn_store_new_bundle {
+	const char *name;
+	struct tn_store_version version;
+	const char *sha256;
+	int64_t size;
+	json_t *manifest;
+};
+
+/* A distribution archive's ingest, all or nothing: records the nfresh
+ * bundles (each as tn_store_bundle_insert: the same bytes again are fine,
+ * other bytes under a stored name@version are TN_E_EXISTS), then the
+ * distribution of the n bundles as tn_store_distribution_insert, in one
+ * transaction. */
+int tn_store_distribution_ingest(struct tn_store *store, const char *name,
+				 const struct tn_store_version *version, json_t *config,
+				 const struct tn_store_new_bundle *fresh, size_t nfresh,
+				 const struct tn_store_bundle_ref *bundles, size_t n,
+				 const char *actor, enum tn_store_outcome *outcome,
+				 struct tn_error *err) TN_MUST_CHECK;
+
 /* {name, version, config, bundles: [{name, version, sha256, size}] in the
  * order given at insert, created, created_by}; TN_E_NOT_FOUND. */
 int tn_store_distribution_get(struct tn_store *store, const char *name,

@@ -1,0 +1,326 @@
+/* main.c - tender-server: the provisioning server.  Parses options, opens
+ * (or, on the first start, creates) the data directory, the store, the
+ * blob store and the signing key, serves HTTP until SIGINT or SIGTERM, and
+ * `tender-server backup FILE` copies the live database. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "blobstore.h"
+#include "fsutil.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "sign.h"
+#include "store.h"
+#include "xalloc.h"
+
+#include "config.h"
+
+#define DEFAULT_MAX_UPLOAD (4ull << 30)
+
+static void usage(FILE *out)
+{
+	fputs("Usage: tender-server [OPTION]...\n"
+	      "       tender-server backup FILE [--data DIR]\n"
+	      "Tender's provisioning server: stores bundles and distributions, keeps the\n"
+	      "record of targets and clusters, and drives rolling updates (HTTP API).\n"
+	      "\n"
+	      "  -l, --listen ADDR:PORT     address to serve on (default 127.0.0.1:8080;\n"
+	      "                             port 0 picks a free one)\n"
+	      "  -d, --data DIR             data directory (default ./var); made on the first start\n"
+	      "      --tls-cert FILE        serve HTTPS with this PEM certificate...\n"
+	      "      --tls-key FILE         ...and this PEM private key\n"
+	      "      --admin-token-file FILE  on the first start, write the admin token there\n"
+	      "                             (mode 0600) instead of printing it\n"
+	      "      --max-upload SIZE      largest archive accepted (default 4G; K, M, G suffixes)\n"
+	      "      --threads N            HTTP worker threads (default 2 x cores)\n"
+	      "      --ready-file FILE      write the server's URL there once it is listening\n"
+	      "      --log-level LEVEL      debug, info (default), warn or error\n"
+	      "      --log-json             log one JSON object per line\n"
+	      "      --no-fsync             skip fsync of uploaded blobs (benchmarks only: a crash\n"
+	      "                             can then lose acknowledged uploads)\n"
+	      "  -h, --help                 show this help and exit\n"
+	      "  -V, --version              show the version and exit\n"
+	      "\n"
+	      "backup FILE writes a consistent copy of the live database to FILE (SQLite's\n"
+	      "online backup), safe while the server runs.\n",
+	      out);
+}
+
+struct options {
+	const char *listen;
+	const char *data;
+	const char *tls_cert, *tls_key;
+	const char *admin_token_file;
+	const char *ready_file;
+	uint64_t max_upload;
+	unsigned threads;
+	bool no_fsync;
+};
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end != '\0' || v == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Returns 0 to go on, 1 to exit 0 (help), 2 on a usage error. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
+	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC };
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"data", required_argument, NULL, 'd'},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT},
+		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"admin-token-file", required_argument, NULL, O_ADMIN_FILE},
+		{"max-upload", required_argument, NULL, O_MAX_UPLOAD},
+		{"threads", required_argument, NULL, O_THREADS},
+		{"ready-file", required_argument, NULL, O_READY},
+		{"log-level", required_argument, NULL, O_LOG_LEVEL},
+		{"log-json", no_argument, NULL, O_LOG_JSON},
+		{"no-fsync", no_argument, NULL, O_NO_FSYNC},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l:d:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': o->listen = optarg; break;
+		case 'd': o->data = optarg; break;
+		case O_TLS_CERT: o->tls_cert = optarg; break;
+		case O_TLS_KEY: o->tls_key = optarg; break;
+		case O_ADMIN_FILE: o->admin_token_file = optarg; break;
+		case O_READY: o->ready_file = optarg; break;
+		case O_LOG_JSON: tn_log_set_json(true); break;
+		case O_NO_FSYNC: o->no_fsync = true; break;
+		case O_MAX_UPLOAD:
+			if (parse_size(optarg, &o->max_upload) != 0) {
+				fprintf(stderr, "tender-server: --max-upload \"%s\": expected a size "
+						"such as 512M or 4G\n", optarg);
+				return 2;
+			}
+			break;
+		case O_THREADS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg < '1' || *optarg > '9' || *end || v > 1024) {
+				fprintf(stderr, "tender-server: --threads \"%s\": expected 1 to 1024\n",
+					optarg);
+				return 2;
+			}
+			o->threads = (unsigned)v;
+			break;
+		}
+		case O_LOG_LEVEL: {
+			int level = tn_log_level_parse(optarg);
+
+			if (level < 0) {
+				fprintf(stderr, "tender-server: --log-level \"%s\": expected debug, "
+						"info, warn or error\n", optarg);
+				return 2;
+			}
+			tn_log_set_level((enum tn_log_level)level);
+			break;
+		}
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("tender-server %s\n", PACKAGE_VERSION); return 1;
+		default:
+			fputs("Try 'tender-server --help' for more information.\n", stderr);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+/* On the first start: an admin token, printed once or written to a file;
+ * only its hash is kept. */
+static int create_admin_token(struct tn_server *srv, const char *file, struct tn_error *err)
+{
+	char *secret = tn_token_generate("tn_");
+	char hash[65];
+	int rc;
+
+	tn_token_hash(secret, hash);
+	rc = tn_store_api_token_create(srv->store, "admin", hash, "admin", NULL, "tender-server",
+				       err);
+	if (rc == 0 && file) {
+		char *line = xasprintf("%s\n", secret);
+
+		rc = tn_write_file_atomic(file, line, strlen(line), 0600, err);
+		free(line);
+		if (rc == 0)
+			tn_log(TN_LOG_INFO, "server", "admin_token_written", "{s:s}", "file", file);
+	} else if (rc == 0) {
+		printf("Admin token (shown once; keep it safe): %s\n", secret);
+		fflush(stdout);
+	}
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	return rc;
+}
+
+static int open_server(const struct options *o, struct tn_server *srv, struct tn_error *err)
+{
+	char *db = NULL, *keyfile = NULL;
+	struct stat st;
+	bool first;
+	int rc;
+
+	srv->data_dir = xstrdup(o->data);
+	srv->tmp_dir = xasprintf("%s/tmp", o->data);
+	srv->max_upload = o->max_upload;
+	srv->archive_limits = tn_archive_limits_default;
+	db = xasprintf("%s/tender.db", o->data);
+	keyfile = xasprintf("%s/server.key", o->data);
+	first = stat(db, &st) != 0;
+	if ((rc = tn_mkdir_p(o->data, 0700, err)) || (rc = tn_remove_tree(srv->tmp_dir, err)) ||
+	    (rc = tn_mkdir_p(srv->tmp_dir, 0700, err)) ||
+	    (rc = tn_store_open(db, &srv->store, err)) ||
+	    (rc = tn_blobstore_open(o->data, &srv->blobs, err)) ||
+	    (rc = tn_key_load_or_create(keyfile, &srv->key, err)))
+		goto out;
+	tn_blobstore_set_fsync(srv->blobs, !o->no_fsync);
+	if (first && (rc = create_admin_token(srv, o->admin_token_file, err)))
+		goto out;
+	rc = tn_auth_open(srv->store, &srv->auth, err);
+	srv->metrics = tn_metrics_new();
+out:
+	free(db);
+	free(keyfile);
+	return rc;
+}
+
+static void close_server(struct tn_server *srv)
+{
+	tn_auth_free(srv->auth);
+	tn_metrics_free(srv->metrics);
+	tn_key_free(srv->key);
+	tn_blobstore_close(srv->blobs);
+	tn_store_close(srv->store);
+	free(srv->tmp_dir);
+	free(srv->data_dir);
+}
+
+static int run_backup(const char *data, const char *dest)
+{
+	char *db = xasprintf("%s/tender.db", data);
+	struct tn_store *store = NULL;
+	struct tn_error err;
+	struct stat st;
+	int rc = 1;
+
+	if (stat(db, &st) != 0) {
+		fprintf(stderr, "tender-server: backup: no database at %s (see --data)\n", db);
+		goto out;
+	}
+	if (tn_store_open(db, &store, &err) != 0 || tn_store_backup(store, dest, &err) != 0) {
+		fprintf(stderr, "tender-server: backup: %s\n", err.message);
+		goto out;
+	}
+	printf("backup of %s written to %s\n", db, dest);
+	rc = 0;
+out:
+	tn_store_close(store);
+	free(db);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.listen = "127.0.0.1:8080", .data = "./var",
+			    .max_upload = DEFAULT_MAX_UPLOAD};
+	struct tn_server srv = {0};
+	struct tn_http_config hc = {0};
+	struct tn_error err;
+	sigset_t sigs;
+	int sig, rc;
+
+	json_object_seed(0); /* before any thread starts */
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if (optind < argc && strcmp(argv[optind], "backup") == 0) {
+		if (optind + 2 != argc) {
+			fputs("tender-server: backup needs one FILE\n", stderr);
+			return 2;
+		}
+		return run_backup(o.data, argv[optind + 1]);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tender-server: unexpected argument \"%s\"\n"
+				"Try 'tender-server --help' for more information.\n", argv[optind]);
+		return 2;
+	}
+	/* Signals are taken by sigwait in this thread; every thread started
+	 * from here on inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (open_server(&o, &srv, &err) != 0) {
+		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
+		close_server(&srv);
+		return 1;
+	}
+	hc.listen = o.listen;
+	hc.tls_cert = o.tls_cert;
+	hc.tls_key = o.tls_key;
+	hc.threads = o.threads;
+	if (tn_http_start(&srv, &hc, &srv.http, &err) != 0) {
+		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
+		close_server(&srv);
+		return 1;
+	}
+	{
+		const char *colon = strrchr(o.listen, ':');
+		char *url = xasprintf("%s://%.*s:%u", o.tls_cert ? "https" : "http",
+				      (int)(colon - o.listen), o.listen, tn_http_port(srv.http));
+
+		tn_log(TN_LOG_INFO, "server", "listening", "{s:s, s:s}", "url", url, "data", o.data);
+		if (o.ready_file) {
+			char *line = xasprintf("%s\n", url);
+
+			if (tn_write_file_atomic(o.ready_file, line, strlen(line), 0644, &err) != 0)
+				tn_log(TN_LOG_WARN, "server", "ready_file_failed", "{s:s}", "message",
+				       err.message);
+			free(line);
+		}
+		free(url);
+	}
+	sigwait(&sigs, &sig);
+	tn_log(TN_LOG_INFO, "server", "stopping", "{s:s}", "signal", sig == SIGINT ? "INT" : "TERM");
+	tn_http_stop(srv.http);
+	srv.http = NULL;
+	close_server(&srv);
+	return 0;
+}

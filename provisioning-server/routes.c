@@ -1,0 +1,49 @@
+/* routes.c - the route table of tender-server (DESIGN §3): method,
+ * pattern, the least role that may call it, the handler, and the audit
+ * name of every write.  Order matters only between patterns that could
+ * both match, and none here do. */
+#include "api.h"
+#include "events.h"
+#include "router.h"
+
+#define R(m, p, role, h) {m, p, TN_ROLE_##role, h, NULL, 0, NULL}
+#define W(m, p, role, h, action) {m, p, TN_ROLE_##role, h, NULL, 0, action}
+#define UPLOAD(m, p, role, h, ops, action) \
+	{m, p, TN_ROLE_##role, h, &ops, TN_MAX_BODY_UPLOAD, action}
+
+const struct tn_route tn_routes[] = {
+	R("GET", "/healthz", PUBLIC, tn_api_healthz),
+	R("GET", "/metrics", PUBLIC, tn_api_metrics),
+
+	UPLOAD("POST", "/api/v1/bundles", DEVELOPER, tn_api_bundle_upload, tn_bundle_upload_ops,
+	       "bundle.upload"),
+	R("GET", "/api/v1/bundles", VIEWER, tn_api_bundle_list),
+	R("GET", "/api/v1/bundles/{}/{}", VIEWER, tn_api_bundle_get),
+	R("GET", "/api/v1/bundles/{}/{}/archive", VIEWER, tn_api_bundle_archive),
+	W("DELETE", "/api/v1/bundles/{}/{}", DEVELOPER, tn_api_bundle_delete, "bundle.delete"),
+
+	UPLOAD("POST", "/api/v1/distributions", DEVELOPER, tn_api_distribution_create,
+	       tn_distribution_upload_ops, "distribution.create"),
+	R("GET", "/api/v1/distributions", VIEWER, tn_api_distribution_list),
+	R("GET", "/api/v1/distributions/{}/{}", VIEWER, tn_api_distribution_get),
+	W("DELETE", "/api/v1/distributions/{}/{}", DEVELOPER, tn_api_distribution_delete,
+	  "distribution.delete"),
+
+	W("POST", "/api/v1/clusters", OPERATOR, tn_api_cluster_create, "cluster.create"),
+	R("GET", "/api/v1/clusters", VIEWER, tn_api_cluster_list),
+	R("GET", "/api/v1/clusters/{}", VIEWER, tn_api_cluster_get),
+	W("PATCH", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_patch, "cluster.update"),
+	W("DELETE", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_delete, "cluster.delete"),
+
+	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
+	  "enrollment_token.create"),
+
+	R("GET", "/api/v1/events", VIEWER, tn_api_events_list),
+	R("GET", "/api/v1/events/stream", VIEWER, tn_api_events_stream),
+
+	W("POST", "/api/v1/tokens", ADMIN, tn_api_token_create, "token.create"),
+	R("GET", "/api/v1/tokens", ADMIN, tn_api_token_list),
+	W("DELETE", "/api/v1/tokens/{}", ADMIN, tn_api_token_revoke, "token.revoke"),
+};
+
+const size_t tn_routes_count = sizeof tn_routes / sizeof tn_routes[0];

@@ -1,0 +1,32 @@
+/* server.h - what every handler of tender-server reaches through its
+ * request: the store, the blob store, the token index, the signing key, the
+ * counters and the server's settings. */
+#ifndef TN_SERVER_H
+#define TN_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "archive.h"
+
+struct tn_store;
+struct tn_blobstore;
+struct tn_auth;
+struct tn_key;
+struct tn_metrics;
+struct tn_http;
+
+struct tn_server {
+	char *data_dir;
+	char *tmp_dir;                 /* DATA/tmp: staging for uploads being inspected */
+	struct tn_store *store;
+	struct tn_blobstore *blobs;
+	struct tn_auth *auth;
+	struct tn_key *key;
+	struct tn_metrics *metrics;
+	struct tn_http *http;          /* NULL in in-process use */
+	uint64_t max_upload;           /* largest bundle or distribution archive */
+	struct tn_archive_limits archive_limits;
+};
+
+#endif

@@ -1,0 +1,423 @@
+/* harness.c - see harness.h.  Servers are children of the test program
+ * with PR_SET_PDEATHSIG, so they die with it whatever happens; an atexit
+ * handler also stops them in order. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "xalloc.h"
+
+#define START_DEADLINE_S 20
+#define STOP_DEADLINE_S 20
+#define MAX_SERVERS 16
+
+static struct th_server *running[MAX_SERVERS];
+
+static void fatal(const char *what, const struct th_server *s)
+{
+	fprintf(stderr, "harness: %s\n", what);
+	if (s && s->log_path) {
+		char *log = NULL;
+		size_t len = 0;
+
+		if (tn_read_file(s->log_path, 1 << 20, &log, &len, NULL) == 0)
+			fprintf(stderr, "--- server log (%s)\n%s---\n", s->log_path, log);
+		free(log);
+	}
+	abort();
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static void stop_all(void)
+{
+	for (size_t i = 0; i < MAX_SERVERS; i++)
+		if (running[i] && running[i]->pid > 0)
+			th_server_kill9(running[i]);
+}
+
+static void track(struct th_server *s, bool on)
+{
+	static bool registered;
+
+	if (!registered) {
+		atexit(stop_all);
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		registered = true;
+	}
+	for (size_t i = 0; i < MAX_SERVERS; i++) {
+		if (on && !running[i]) {
+			running[i] = s;
+			return;
+		}
+		if (!on && running[i] == s) {
+			running[i] = NULL;
+			return;
+		}
+	}
+}
+
+char *th_tmpdir(void)
+{
+	char *dir = xstrdup("/tmp/tender-test-XXXXXX");
+
+	if (!mkdtemp(dir))
+		fatal("mkdtemp failed", NULL);
+	return dir;
+}
+
+void th_rmtree(const char *dir)
+{
+	if (tn_remove_tree(dir, NULL) != 0)
+		fprintf(stderr, "harness: could not remove %s\n", dir);
+}
+
+static void spawn(struct th_server *s, const char *const *extra_args)
+{
+	char *ready = xasprintf("%s/ready", s->data_dir);
+	char *data = xasprintf("%s/var", s->data_dir);
+	char *token_file = xasprintf("%s/admin-token", s->data_dir);
+	const char *argv[64];
+	size_t argc = 0;
+	double deadline;
+	pid_t pid;
+
+	unlink(ready);
+	argv[argc++] = TN_BUILDDIR "/tender-server";
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--data";
+	argv[argc++] = data;
+	argv[argc++] = "--ready-file";
+	argv[argc++] = ready;
+	argv[argc++] = "--admin-token-file";
+	argv[argc++] = token_file;
+	argv[argc++] = "--threads";
+	argv[argc++] = "4";
+	for (size_t i = 0; extra_args && extra_args[i] && argc < 62; i++)
+		argv[argc++] = extra_args[i];
+	argv[argc] = NULL;
+
+	pid = fork();
+	if (pid < 0)
+		fatal("fork failed", s);
+	if (pid == 0) {
+		int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	s->pid = pid;
+	track(s, true);
+	deadline = now_s() + START_DEADLINE_S;
+	for (;;) {
+		char *url = NULL;
+		size_t len = 0;
+		int status;
+
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			s->pid = 0;
+			fatal("tender-server exited during start-up", s);
+		}
+		if (tn_read_file(ready, 4096, &url, &len, NULL) == 0 && len > 1) {
+			url[strcspn(url, "\n")] = '\0';
+			free(s->url);
+			s->url = url;
+			break;
+		}
+		free(url);
+		if (now_s() > deadline)
+			fatal("tender-server did not start within the deadline", s);
+		pause_ms(20);
+	}
+	if (!s->admin_token) {
+		char *tok = NULL;
+		size_t len = 0;
+
+		if (tn_read_file(token_file, 4096, &tok, &len, NULL) != 0)
+			fatal("no admin token file after the first start", s);
+		tok[strcspn(tok, "\n")] = '\0';
+		s->admin_token = tok;
+	}
+	free(ready);
+	free(data);
+	free(token_file);
+}
+
+void th_server_start(struct th_server *s, const char *const *extra_args)
+{
+	memset(s, 0, sizeof *s);
+	s->data_dir = th_tmpdir();
+	s->log_path = xasprintf("%s/server.log", s->data_dir);
+	spawn(s, extra_args);
+}
+
+void th_server_restart(struct th_server *s, const char *const *extra_args)
+{
+	if (s->pid > 0)
+		th_server_stop(s);
+	spawn(s, extra_args);
+}
+
+int th_server_stop(struct th_server *s)
+{
+	double deadline = now_s() + STOP_DEADLINE_S;
+	int status = 0;
+
+	if (s->pid <= 0)
+		return -1;
+	kill(s->pid, SIGTERM);
+	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
+		if (now_s() > deadline) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, &status, 0);
+			s->pid = 0;
+			track(s, false);
+			fatal("tender-server did not stop on SIGTERM within the deadline", s);
+		}
+		pause_ms(10);
+	}
+	s->pid = 0;
+	track(s, false);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void th_server_kill9(struct th_server *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+	track(s, false);
+}
+
+void th_server_destroy(struct th_server *s)
+{
+	if (s->pid > 0)
+		th_server_stop(s);
+	if (s->data_dir)
+		th_rmtree(s->data_dir);
+	free(s->data_dir);
+	free(s->url);
+	free(s->admin_token);
+	free(s->log_path);
+	memset(s, 0, sizeof *s);
+}
+
+static size_t file_count;
+
+static int count_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	(void)st;
+	(void)ftw;
+	if (type == FTW_F)
+		file_count++;
+	return 0;
+}
+
+size_t th_count_files(const char *dir)
+{
+	file_count = 0;
+	if (nftw(dir, count_cb, 16, FTW_PHYS) != 0)
+		return 0;
+	return file_count;
+}
+
+/* ------------------------------------------------------------ HTTP */
+
+struct sink {
+	char *p;
+	size_t len;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *ctx)
+{
+	struct sink *s = ctx;
+
+	s->p = xrealloc(s->p, s->len + size * n + 1);
+	memcpy(s->p + s->len, data, size * n);
+	s->len += size * n;
+	s->p[s->len] = '\0';
+	return size * n;
+}
+
+void th_http(struct th_server *s, const char *path, const struct th_request *req,
+	     struct th_response *out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	struct sink body = {0}, head = {0};
+	char *url = xasprintf("%s%s", s->url, path);
+	char *auth = NULL, *type = NULL;
+	FILE *upload = NULL;
+	const char *method = req && req->method ? req->method : "GET";
+	CURLcode cc;
+
+	memset(out, 0, sizeof *out);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &head);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (req && req->token) {
+		auth = xasprintf("Authorization: Bearer %s", req->token);
+		hdrs = curl_slist_append(hdrs, auth);
+	}
+	if (req && (req->body || req->upload_file)) {
+		type = xasprintf("Content-Type: %s",
+				 req->content_type ? req->content_type : "application/json");
+		hdrs = curl_slist_append(hdrs, type);
+	}
+	for (size_t i = 0; req && req->headers && req->headers[i]; i++)
+		hdrs = curl_slist_append(hdrs, req->headers[i]);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (req && req->upload_file) {
+		struct stat st;
+
+		upload = fopen(req->upload_file, "rb");
+		if (!upload || fstat(fileno(upload), &st) != 0)
+			fatal("cannot open the upload file", NULL);
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(c, CURLOPT_READDATA, upload);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+	} else if (req && req->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		/* A refused upload may see the connection closed once the answer
+		 * is sent; the answer itself is still what counts. */
+		long status = 0;
+
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 0) {
+			fprintf(stderr, "harness: %s %s: %s\n", method, url, curl_easy_strerror(cc));
+			fatal("request failed", s);
+		}
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	out->body = body.p ? body.p : xstrdup("");
+	out->len = body.len;
+	out->headers = head.p ? head.p : xstrdup("");
+	out->json = json_loadb(out->body, out->len, 0, NULL);
+	if (upload)
+		fclose(upload);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(auth);
+	free(type);
+	free(url);
+}
+
+void th_response_free(struct th_response *r)
+{
+	free(r->body);
+	free(r->headers);
+	json_decref(r->json);
+	memset(r, 0, sizeof *r);
+}
+
+const char *th_error_message(const struct th_response *r)
+{
+	const char *m = json_string_value(
+		json_object_get(json_object_get(r->json, "error"), "message"));
+
+	return m ? m : "";
+}
+
+const char *th_error_code(const struct th_response *r)
+{
+	const char *m = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+
+	return m ? m : "";
+}
+
+const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size)
+{
+	size_t n = strlen(name);
+
+	for (const char *line = r->headers; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len > n && strncasecmp(line, name, n) == 0 && line[n] == ':') {
+			const char *v = line + n + 1;
+			size_t vlen = len - n - 1;
+
+			while (vlen && (*v == ' '))
+				v++, vlen--;
+			while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+				vlen--;
+			snprintf(buf, size, "%.*s", (int)vlen, v);
+			return buf;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+void th_json(struct th_server *s, const char *method, const char *path, const char *token,
+	     const char *json_body, struct th_response *out)
+{
+	struct th_request req = {.method = method, .token = token, .body = json_body,
+				 .len = json_body ? strlen(json_body) : 0};
+
+	th_http(s, path, &req, out);
+}
+
+char *th_make_token(struct th_server *s, const char *name, const char *role)
+{
+	char *body = xasprintf("{\"name\": \"%s\", \"role\": \"%s\"}", name, role);
+	struct th_response r;
+	char *secret;
+
+	th_json(s, "POST", "/api/v1/tokens", s->admin_token, body, &r);
+	if (r.status != 201)
+		fatal("could not create a token", s);
+	secret = xstrdup(json_string_value(json_object_get(r.json, "token")));
+	th_response_free(&r);
+	free(body);
+	return secret;
+}

@@ -1,0 +1,80 @@
+/* harness.h - integration-test support: a real tender-server process on a
+ * free loopback port with a temporary data directory, and an HTTP client
+ * (libcurl) to talk to it.  Every process started here is killed when the
+ * test program exits, even when a test fails. */
+#ifndef TN_HARNESS_H
+#define TN_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct th_server {
+	pid_t pid;
+	char *data_dir;    /* temporary; removed by th_server_destroy */
+	char *url;         /* "http://127.0.0.1:PORT" */
+	char *admin_token;
+	char *log_path;    /* the server's stderr */
+};
+
+/* Starts tender-server (from the build tree) on 127.0.0.1 with a fresh
+ * data directory, waits (with a deadline) until it serves /healthz, and
+ * reads the admin token.  extra_args is NULL-terminated or NULL.  Aborts
+ * the test program when the server does not come up, printing its log. */
+void th_server_start(struct th_server *s, const char *const *extra_args);
+/* Starts the server again on the same data directory (after a stop or a
+ * kill); the admin token is kept. */
+void th_server_restart(struct th_server *s, const char *const *extra_args);
+/* SIGTERM, then waits (bounded) for the exit; returns the exit status. */
+int th_server_stop(struct th_server *s);
+/* SIGKILL and reap. */
+void th_server_kill9(struct th_server *s);
+/* Stops the server if it runs and removes its data directory. */
+void th_server_destroy(struct th_server *s);
+
+/* Number of regular files under dir (recursively); 0 when dir is missing. */
+size_t th_count_files(const char *dir);
+
+struct th_response {
+	long status;
+	char *body;        /* NUL-terminated */
+	size_t len;
+	json_t *json;      /* the body parsed, or NULL */
+	char *headers;     /* raw header block */
+};
+
+struct th_request {
+	const char *method;       /* default GET */
+	const char *token;        /* NULL: no Authorization header */
+	const char *content_type; /* default application/json when a body is given */
+	const void *body;
+	size_t len;
+	const char *upload_file;  /* stream this file as the body instead */
+	const char *const *headers; /* extra "Name: value" lines, NULL-terminated */
+};
+
+/* Performs one request against s (path starts with '/'); aborts when the
+ * server cannot be reached at all.  Free the response with
+ * th_response_free. */
+void th_http(struct th_server *s, const char *path, const struct th_request *req,
+	     struct th_response *out);
+void th_response_free(struct th_response *r);
+/* The error message of an {"error": {...}} body, or "". */
+const char *th_error_message(const struct th_response *r);
+const char *th_error_code(const struct th_response *r);
+/* The value of a response header (case-insensitive), copied into buf. */
+const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size);
+
+/* Convenience: a JSON body request. */
+void th_json(struct th_server *s, const char *method, const char *path, const char *token,
+	     const char *json_body, struct th_response *out);
+
+/* Creates an API token with role and returns its secret (caller frees). */
+char *th_make_token(struct th_server *s, const char *name, const char *role);
+
+/* A temporary directory (caller removes it with th_rmtree and frees). */
+char *th_tmpdir(void);
+void th_rmtree(const char *dir);
+
+#endif
