@@ -96,6 +96,7 @@ TN_HANDLER(tn_api_cluster_create)
 	    (rc = tn_json_get_string(body, "", "provider", false, &provider, err)) ||
 	    (rc = tn_json_get_object(body, "", "lb", false, &lb, err)))
 		goto out;
+	tn_response_audit(resp, "cluster", name);
 	if (!valid_cluster_name(name)) {
 		rc = tn_fail(err, TN_E_INVALID,
 			     "name: \"%s\" must be 1 to 63 of a-z, 0-9 and '-', not starting or "
@@ -103,7 +104,6 @@ TN_HANDLER(tn_api_cluster_create)
 			     name);
 		goto out;
 	}
-	tn_response_audit(resp, "cluster", name);
 	if ((lb && (rc = check_lb(lb, err))) || (rc = check_provider(provider, err)))
 		goto out;
 	if (!lb)

@@ -175,6 +175,7 @@ struct tn_exchange {
 	size_t nsegs;
 	bool done;          /* the response is final */
 	bool authenticated; /* req.who is a real caller: audit what happens */
+	char allow[64];     /* the methods a 405 names */
 	uint64_t max_body;
 	size_t body_alloc;
 };
@@ -299,10 +300,19 @@ static void release_upload(struct tn_exchange *ex)
 /* Makes the response final with the error in ex->err. */
 static void refuse(struct tn_exchange *ex)
 {
+	/* What the write was about survives the cleared response. */
+	const char *audit_type = ex->resp.audit_type;
+	char *audit_id = ex->resp.audit_id;
+
 	if (ex->err.code == TN_OK)
 		tn_fail(&ex->err, TN_E_INTERNAL, "internal error");
+	ex->resp.audit_id = NULL;
 	tn_response_clear(&ex->resp);
+	ex->resp.audit_type = audit_type;
+	ex->resp.audit_id = audit_id;
 	tn_response_error(&ex->resp, &ex->err);
+	if (ex->err.code == TN_E_METHOD)
+		tn_response_add_header(&ex->resp, "Allow", ex->allow);
 	ex->done = true;
 	release_upload(ex);
 	audit(ex);
@@ -311,7 +321,7 @@ static void refuse(struct tn_exchange *ex)
 static const struct tn_route *find_route(struct tn_exchange *ex, const char *method)
 {
 	const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
-	char allow[64] = "";
+	char *allow = ex->allow;
 	size_t used = 0;
 
 	for (size_t i = 0; i < tn_routes_count; i++) {
@@ -321,14 +331,13 @@ static const struct tn_route *find_route(struct tn_exchange *ex, const char *met
 			continue;
 		if (strcmp(r->method, want) == 0)
 			return r;
-		if (used + strlen(r->method) + 3 < sizeof allow)
-			used += (size_t)snprintf(allow + used, sizeof allow - used, "%s%s",
+		if (used + strlen(r->method) + 3 < sizeof ex->allow)
+			used += (size_t)snprintf(allow + used, sizeof ex->allow - used, "%s%s",
 						 used ? ", " : "", r->method);
 	}
 	if (used) {
 		tn_fail(&ex->err, TN_E_METHOD, "method %s is not allowed on %s (allowed: %s)", method,
 			ex->req.path, allow);
-		tn_response_add_header(&ex->resp, "Allow", allow);
 	} else {
 		tn_fail(&ex->err, TN_E_NOT_FOUND, "no such resource: %s", ex->req.path);
 	}
