@@ -15,6 +15,7 @@
 #include "blobstore.h"
 #include "fsutil.h"
 #include "http.h"
+#include "janitor.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -25,6 +26,8 @@
 #include "config.h"
 
 #define DEFAULT_MAX_UPLOAD (4ull << 30)
+/* Seconds between blob collections after the one at start. */
+#define GC_INTERVAL_S 3600
 
 static void usage(FILE *out)
 {
@@ -208,7 +211,8 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	    (rc = tn_key_load_or_create(keyfile, &srv->key, err)))
 		goto out;
 	tn_blobstore_set_fsync(srv->blobs, !o->no_fsync);
-	if (first && (rc = create_admin_token(srv, o->admin_token_file, err)))
+	if ((first && (rc = create_admin_token(srv, o->admin_token_file, err))) ||
+	    (rc = tn_janitor_collect(srv, err)))
 		goto out;
 	rc = tn_auth_open(srv->store, &srv->auth, err);
 	srv->metrics = tn_metrics_new();
@@ -259,6 +263,7 @@ int main(int argc, char **argv)
 			    .max_upload = DEFAULT_MAX_UPLOAD};
 	struct tn_server srv = {0};
 	struct tn_http_config hc = {0};
+	struct tn_janitor *janitor;
 	struct tn_error err;
 	sigset_t sigs;
 	int sig, rc;
@@ -317,10 +322,12 @@ int main(int argc, char **argv)
 		}
 		free(url);
 	}
+	janitor = tn_janitor_start(&srv, GC_INTERVAL_S);
 	sigwait(&sigs, &sig);
 	tn_log(TN_LOG_INFO, "server", "stopping", "{s:s}", "signal", sig == SIGINT ? "INT" : "TERM");
 	tn_http_stop(srv.http);
 	srv.http = NULL;
+	tn_janitor_stop(janitor);
 	close_server(&srv);
 	return 0;
 }
