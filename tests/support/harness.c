@@ -1,6 +1,7 @@
 /* harness.c - see harness.h.  Servers are children of the test program
- * with PR_SET_PDEATHSIG, so they die with it whatever happens; an atexit
- * handler also stops them in order. */
+ * with PR_SET_PDEATHSIG, so they die with it whatever happens; at exit,
+ * and when the harness aborts, a server the test did not destroy is killed
+ * and its data directory removed (its log shown first). */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -29,23 +30,30 @@
 #define STOP_DEADLINE_S 20
 #define MAX_SERVERS 16
 
-static struct th_server *running[MAX_SERVERS];
+/* Every server from th_server_start to th_server_destroy, running or not:
+ * what is left here when the program ends (a failed fixture, an abort) is
+ * killed and its directory removed. */
+static struct th_server *owned[MAX_SERVERS];
 
-static void kill_and_remove_all(void);
+static void clean_up_all(bool show_logs);
+
+static void show_log(const struct th_server *s)
+{
+	char *log = NULL;
+	size_t len = 0;
+
+	if (s->log_path && tn_read_file(s->log_path, 1 << 20, &log, &len, NULL) == 0)
+		fprintf(stderr, "--- server log (%s)\n%s---\n", s->log_path, log);
+	free(log);
+}
 
 static void fatal(const char *what, const struct th_server *s)
 {
 	fprintf(stderr, "harness: %s\n", what);
-	if (s && s->log_path) {
-		char *log = NULL;
-		size_t len = 0;
-
-		if (tn_read_file(s->log_path, 1 << 20, &log, &len, NULL) == 0)
-			fprintf(stderr, "--- server log (%s)\n%s---\n", s->log_path, log);
-		free(log);
-	}
+	if (s)
+		show_log(s);
 	/* abort() skips atexit: stop the servers and remove their data here */
-	kill_and_remove_all();
+	clean_up_all(false);
 	abort();
 }
 
@@ -64,29 +72,31 @@ static void pause_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void stop_all(void)
-{
-	for (size_t i = 0; i < MAX_SERVERS; i++)
-		if (running[i] && running[i]->pid > 0)
-			th_server_kill9(running[i]);
-}
-
-static void kill_and_remove_all(void)
+static void clean_up_all(bool show_logs)
 {
 	for (size_t i = 0; i < MAX_SERVERS; i++) {
-		struct th_server *s = running[i];
+		struct th_server *s = owned[i];
 
 		if (!s)
 			continue;
-		running[i] = NULL;
+		owned[i] = NULL;
 		if (s->pid > 0) {
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, NULL, 0);
 			s->pid = 0;
 		}
+		if (show_logs) {
+			fprintf(stderr, "harness: a server was not destroyed by the test\n");
+			show_log(s);
+		}
 		if (s->data_dir && tn_remove_tree(s->data_dir, NULL) != 0)
 			fprintf(stderr, "harness: could not remove %s\n", s->data_dir);
 	}
+}
+
+static void clean_up_at_exit(void)
+{
+	clean_up_all(true);
 }
 
 static void track(struct th_server *s, bool on)
@@ -94,20 +104,22 @@ static void track(struct th_server *s, bool on)
 	static bool registered;
 
 	if (!registered) {
-		atexit(stop_all);
+		atexit(clean_up_at_exit);
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		registered = true;
 	}
 	for (size_t i = 0; i < MAX_SERVERS; i++) {
-		if (on && !running[i]) {
-			running[i] = s;
+		if (on && !owned[i]) {
+			owned[i] = s;
 			return;
 		}
-		if (!on && running[i] == s) {
-			running[i] = NULL;
+		if (!on && owned[i] == s) {
+			owned[i] = NULL;
 			return;
 		}
 	}
+	if (on)
+		fatal("too many servers", NULL);
 }
 
 char *th_tmpdir(void)
@@ -166,7 +178,6 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 		_exit(127);
 	}
 	s->pid = pid;
-	track(s, true);
 	deadline = now_s() + START_DEADLINE_S;
 	for (;;) {
 		char *url = NULL;
@@ -175,7 +186,6 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			s->pid = 0;
-			/* stays tracked, so that fatal() removes its directory */
 			fatal("tender-server exited during start-up", s);
 		}
 		if (tn_read_file(ready, 4096, &url, &len, NULL) == 0 && len > 1) {
@@ -208,6 +218,7 @@ void th_server_start(struct th_server *s, const char *const *extra_args)
 	memset(s, 0, sizeof *s);
 	s->data_dir = th_tmpdir();
 	s->log_path = xasprintf("%s/server.log", s->data_dir);
+	track(s, true);
 	spawn(s, extra_args);
 }
 
@@ -231,13 +242,11 @@ int th_server_stop(struct th_server *s)
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &status, 0);
 			s->pid = 0;
-			track(s, false);
 			fatal("tender-server did not stop on SIGTERM within the deadline", s);
 		}
 		pause_ms(10);
 	}
 	s->pid = 0;
-	track(s, false);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -248,7 +257,6 @@ void th_server_kill9(struct th_server *s)
 	kill(s->pid, SIGKILL);
 	waitpid(s->pid, NULL, 0);
 	s->pid = 0;
-	track(s, false);
 }
 
 void th_server_destroy(struct th_server *s)
@@ -257,6 +265,7 @@ void th_server_destroy(struct th_server *s)
 		th_server_stop(s);
 	if (s->data_dir)
 		th_rmtree(s->data_dir);
+	track(s, false);
 	free(s->data_dir);
 	free(s->url);
 	free(s->admin_token);
