@@ -73,8 +73,11 @@ static void get(struct th_server *s, const char *path, const char *token, struct
 static void post_zip(struct th_server *s, const char *path, const char *token, struct buf z,
 		     struct th_response *r)
 {
-	struct th_request req = {.method = "POST", .token = token,
-				 .content_type = "application/zip", .body = z.p, .len = z.len};
+	struct th_request req = {.method = "POST",
+				 .token = token,
+				 .content_type = "application/zip",
+				 .body = z.p,
+				 .len = z.len};
 
 	th_http(s, path, &req, r);
 }
@@ -156,10 +159,9 @@ static bool list_has(json_t *items, const char *key, const char *value)
 	size_t i;
 	json_t *it;
 
-	json_array_foreach(items, i, it)
-		if (json_is_string(json_object_get(it, key)) &&
-		    strcmp(json_string_value(json_object_get(it, key)), value) == 0)
-			return true;
+	json_array_foreach(items, i, it) if (json_is_string(json_object_get(it, key)) &&
+					     strcmp(json_string_value(json_object_get(it, key)),
+						    value) == 0) return true;
 	return false;
 }
 
@@ -219,11 +221,11 @@ static void test_bundle_get_and_archive_in_any_version_form(void **state)
 	struct fx *fx = *state;
 	struct th_server *s = &fx->srv;
 	static const char manifest[] =
-		"{\"name\": \"org.get\", \"version\": \"2.1\", \"config\": {\"greeting\": "
-		"{\"type\": \"string\", \"default\": \"hello\", \"description\": \"shown\"}}}";
-	const struct zentry files[] = {{.name = "bin/", .attr = 040755u << 16},
-				       {.name = "bin/run", .data = "#!/bin/sh\n", .len = 10,
-					.attr = 0100755u << 16}};
+	    "{\"name\": \"org.get\", \"version\": \"2.1\", \"config\": {\"greeting\": "
+	    "{\"type\": \"string\", \"default\": \"hello\", \"description\": \"shown\"}}}";
+	const struct zentry files[] = {
+	    {.name = "bin/", .attr = 040755u << 16},
+	    {.name = "bin/run", .data = "#!/bin/sh\n", .len = 10, .attr = 0100755u << 16}};
 	struct buf z = th_bundle_zip(manifest, files, 2);
 	static const char *const forms[] = {"2.1", "2.1.0", "02.1.0"};
 	char sha[TN_SHA256_HEX_LEN + 1];
@@ -296,9 +298,9 @@ static void test_bundle_list_filter_and_pages(void **state)
 
 	/* one by one, following next, until it is null (bounded) */
 	for (;;) {
-		char *path = after ? xasprintf("/api/v1/bundles?name=org.paged&limit=1&after=%s",
-					       after)
-				   : xstrdup("/api/v1/bundles?name=org.paged&limit=1");
+		char *path =
+		    after ? xasprintf("/api/v1/bundles?name=org.paged&limit=1&after=%s", after)
+			  : xstrdup("/api/v1/bundles?name=org.paged&limit=1");
 		struct th_response r;
 		json_t *items, *next;
 
@@ -346,11 +348,10 @@ static void test_distribution_from_json(void **state)
 {
 	struct fx *fx = *state;
 	struct th_server *s = &fx->srv;
-	static const char body[] =
-		"{\"name\": \"educa\", \"version\": \"1.0\", \"bundles\": ["
-		"{\"name\": \"org.educa.web\", \"version\": \"1.0.0\"}, "
-		"{\"name\": \"org.educa.db\", \"version\": \"1\"}], "
-		"\"config\": {\"org.educa.web\": {\"greeting\": \"hi\"}}}";
+	static const char body[] = "{\"name\": \"educa\", \"version\": \"1.0\", \"bundles\": ["
+				   "{\"name\": \"org.educa.web\", \"version\": \"1.0.0\"}, "
+				   "{\"name\": \"org.educa.db\", \"version\": \"1\"}], "
+				   "\"config\": {\"org.educa.web\": {\"greeting\": \"hi\"}}}";
 	struct th_response r, g;
 	json_t *b;
 	size_t i;
@@ -360,30 +361,34 @@ static void test_distribution_from_json(void **state)
 	expect_status(&r, 201, "POST distribution");
 	assert_string_equal(str(r.json, "name"), "educa");
 	assert_string_equal(str(r.json, "version"), "1.0.0");
-	assert_string_equal(str(json_object_get(json_object_get(r.json, "config"), "org.educa.web"),
-				"greeting"),
-			    "hi");
+	assert_string_equal(
+	    str(json_object_get(json_object_get(r.json, "config"), "org.educa.web"), "greeting"),
+	    "hi");
 	assert_int_equal(json_array_size(json_object_get(r.json, "bundles")), 2);
 	/* resolved: each bundle with its exact version, digest and size */
-	json_array_foreach(json_object_get(r.json, "bundles"), i, b) {
+	json_array_foreach(json_object_get(r.json, "bundles"), i, b)
+	{
 		char *path = xasprintf("/api/v1/bundles/%s/%s", str(b, "name"), str(b, "version"));
 
 		assert_string_equal(str(b, "version"), "1.0.0");
 		get(s, path, s->admin_token, &g);
 		expect_status(&g, 200, path);
 		assert_string_equal(str(b, "sha256"), str(g.json, "sha256"));
-		assert_true(json_equal(json_object_get(b, "size"), json_object_get(g.json, "size")));
+		assert_true(
+		    json_equal(json_object_get(b, "size"), json_object_get(g.json, "size")));
 		th_response_free(&g);
 		free(path);
 	}
 	/* the same again is not an error, and not a second row */
 	th_json(s, "POST", "/api/v1/distributions", s->admin_token, body, &g);
 	expect_status(&g, 200, "the same distribution again");
-	assert_true(json_equal(json_object_get(g.json, "bundles"), json_object_get(r.json, "bundles")));
+	assert_true(
+	    json_equal(json_object_get(g.json, "bundles"), json_object_get(r.json, "bundles")));
 	th_response_free(&g);
 	get(s, "/api/v1/distributions/educa/1", s->admin_token, &g);
 	expect_status(&g, 200, "GET distribution in another form");
-	assert_true(json_equal(json_object_get(g.json, "bundles"), json_object_get(r.json, "bundles")));
+	assert_true(
+	    json_equal(json_object_get(g.json, "bundles"), json_object_get(r.json, "bundles")));
 	th_response_free(&g);
 	{
 		json_t *items = list(s, "/api/v1/distributions?name=educa");
@@ -400,7 +405,7 @@ static void test_distribution_archive_creates_bundles_and_distribution(void **st
 	struct th_server *s = &fx->srv;
 	struct buf api = th_simple_bundle("org.shop.api", "2.0", NULL, NULL);
 	struct buf worker =
-		th_simple_bundle("org.shop.worker", "2.0", "{\"org.shop.api\": \"[2.0,3.0)\"}", NULL);
+	    th_simple_bundle("org.shop.worker", "2.0", "{\"org.shop.api\": \"[2.0,3.0)\"}", NULL);
 	const struct th_member m[] = {{"api.zip", api}, {"worker.zip", worker}};
 	struct buf z = th_distribution_zip("{\"name\": \"shop\", \"version\": \"2.0\"}", m, 2);
 	size_t blobs = blob_count(s);
@@ -413,8 +418,10 @@ static void test_distribution_archive_creates_bundles_and_distribution(void **st
 	assert_string_equal(str(r.json, "name"), "shop");
 	assert_string_equal(str(r.json, "version"), "2.0.0");
 	assert_int_equal(json_array_size(json_object_get(r.json, "bundles")), 2);
-	json_array_foreach(json_object_get(r.json, "bundles"), i, b) {
-		const struct buf *inner = strcmp(str(b, "name"), "org.shop.api") == 0 ? &api : &worker;
+	json_array_foreach(json_object_get(r.json, "bundles"), i, b)
+	{
+		const struct buf *inner =
+		    strcmp(str(b, "name"), "org.shop.api") == 0 ? &api : &worker;
 		char sha[TN_SHA256_HEX_LEN + 1];
 		char *path = xasprintf("/api/v1/bundles/%s/2.0/archive", str(b, "name"));
 
@@ -445,8 +452,8 @@ static void test_distribution_archive_creates_bundles_and_distribution(void **st
 
 /* A distribution archive that fails leaves nothing: no bundle, no
  * distribution, no blob, no temp file. */
-static void expect_archive_refused(struct th_server *s, struct buf z, long status,
-				   const char *code, const char *needle1, const char *needle2)
+static void expect_archive_refused(struct th_server *s, struct buf z, long status, const char *code,
+				   const char *needle1, const char *needle2)
 {
 	json_t *bundles = list(s, "/api/v1/bundles?limit=1000");
 	json_t *dists = list(s, "/api/v1/distributions?limit=1000");
@@ -480,9 +487,10 @@ static void test_distribution_archive_is_all_or_nothing(void **state)
 	struct th_server *s = &fx->srv;
 	struct buf good = th_simple_bundle("org.aon.good", "1.0", NULL, NULL);
 	const struct zentry slip[] = {{.name = "../../evil", .data = "x", .len = 1}};
-	struct buf bad = th_bundle_zip("{\"name\": \"org.aon.bad\", \"version\": \"1.0\"}", slip, 1);
+	struct buf bad =
+	    th_bundle_zip("{\"name\": \"org.aon.bad\", \"version\": \"1.0\"}", slip, 1);
 	struct buf needs =
-		th_simple_bundle("org.aon.needs", "1.0", "{\"org.aon.good\": \"[5.0,6.0)\"}", NULL);
+	    th_simple_bundle("org.aon.needs", "1.0", "{\"org.aon.good\": \"[5.0,6.0)\"}", NULL);
 	struct buf z;
 
 	/* one hostile bundle among good ones */
@@ -594,8 +602,7 @@ static void test_cluster_lifecycle(void **state)
 		&r);
 	expect_status(&r, 201, "POST cluster");
 	assert_string_equal(str(r.json, "name"), "web");
-	assert_string_equal(str(json_object_get(r.json, "revision"), "distribution"),
-			    "cl@1.0.0");
+	assert_string_equal(str(json_object_get(r.json, "revision"), "distribution"), "cl@1.0.0");
 	assert_string_equal(
 	    str(json_object_get(json_object_get(json_object_get(r.json, "revision"), "config"),
 				"org.cl.web"),
@@ -611,7 +618,8 @@ static void test_cluster_lifecycle(void **state)
 	assert_int_equal(json_integer_value(json_object_get(targets, "total")), 0);
 	assert_true(json_is_object(json_object_get(targets, "by_state")));
 	assert_int_equal(
-	    json_integer_value(json_object_get(json_object_get(targets, "by_state"), "running")), 0);
+	    json_integer_value(json_object_get(json_object_get(targets, "by_state"), "running")),
+	    0);
 	assert_true(json_is_object(json_object_get(targets, "by_release")));
 	th_response_free(&r);
 
@@ -633,8 +641,7 @@ static void test_cluster_lifecycle(void **state)
 	assert_string_equal(str(json_object_get(r.json, "lb"), "backend"), "educa");
 	assert_string_equal(str(r.json, "description"), "front end");
 	/* the revision does not move by a patch */
-	assert_string_equal(str(json_object_get(r.json, "revision"), "distribution"),
-			    "cl@1.0.0");
+	assert_string_equal(str(json_object_get(r.json, "revision"), "distribution"), "cl@1.0.0");
 	th_response_free(&r);
 	get(s, "/api/v1/clusters/web", s->admin_token, &r);
 	assert_string_equal(str(json_object_get(r.json, "lb"), "admin"), "127.0.0.1:9999");
@@ -704,7 +711,8 @@ static void test_token_roles_list_and_revoke(void **state)
 	expect_status(&r, 200, "GET tokens");
 	assert_null(strstr(r.body, secret));
 	assert_null(strstr(r.body, s->admin_token));
-	json_array_foreach(json_object_get(r.json, "items"), i, it) {
+	json_array_foreach(json_object_get(r.json, "items"), i, it)
+	{
 		assert_null(json_object_get(it, "token"));
 		assert_null(json_object_get(it, "hash"));
 		if (strcmp(str(it, "name"), "dev-ann") == 0) {
@@ -724,9 +732,8 @@ static void test_token_roles_list_and_revoke(void **state)
 	assert_string_equal(th_error_code(&r), "unauthorized");
 	th_response_free(&r);
 	items = list(s, "/api/v1/tokens");
-	json_array_foreach(items, i, it)
-		if (strcmp(str(it, "name"), "dev-ann") == 0)
-			assert_true(is_rfc3339_utc(json_string_value(json_object_get(it, "revoked_at"))));
+	json_array_foreach(items, i, it) if (strcmp(str(it, "name"), "dev-ann") == 0)
+	    assert_true(is_rfc3339_utc(json_string_value(json_object_get(it, "revoked_at"))));
 	json_decref(items);
 	free(secret);
 }
@@ -826,7 +833,8 @@ static void test_audit_log_records_who_did_what(void **state)
 
 	events = th_events_after(s, before);
 	assert_int_equal(json_array_size(events), 2);
-	json_array_foreach(events, i, e) {
+	json_array_foreach(events, i, e)
+	{
 		long long id = (long long)json_integer_value(json_object_get(e, "id"));
 
 		assert_true(id > prev); /* increasing integers */
@@ -840,8 +848,8 @@ static void test_audit_log_records_who_did_what(void **state)
 	assert_string_equal(str(json_array_get(events, 0), "outcome"), "ok");
 	e = json_array_get(events, 1);
 	assert_string_equal(str(e, "outcome"), "exists");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "detail"), "status")),
-			 409);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(e, "detail"), "status")), 409);
 	json_decref(events);
 
 	/* ?after=&limit= pages through the log, oldest first */
@@ -851,8 +859,8 @@ static void test_audit_log_records_who_did_what(void **state)
 		get(s, path, s->admin_token, &r);
 		expect_status(&r, 200, path);
 		assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
-		assert_string_equal(str(json_array_get(json_object_get(r.json, "items"), 0), "outcome"),
-				    "ok");
+		assert_string_equal(
+		    str(json_array_get(json_object_get(r.json, "items"), 0), "outcome"), "ok");
 		assert_true(json_is_string(json_object_get(r.json, "next")));
 		th_response_free(&r);
 		free(path);
@@ -994,7 +1002,8 @@ static void test_event_stream_live_and_resumed(void **state)
 	events = th_events_after(s, before);
 	assert_int_equal(json_array_size(events), 1);
 	/* the stream starts at its connection: nothing older, then this one */
-	assert_int_equal(ev.id, json_integer_value(json_object_get(json_array_get(events, 0), "id")));
+	assert_int_equal(ev.id,
+			 json_integer_value(json_object_get(json_array_get(events, 0), "id")));
 	assert_string_equal(ev.type, "cluster.create");
 	assert_true(json_equal(ev.data, json_array_get(events, 0)));
 	json_decref(ev.data);
@@ -1011,8 +1020,8 @@ static void test_event_stream_live_and_resumed(void **state)
 	th_response_free(&r);
 	events = th_events_after(s, before);
 	assert_int_equal(json_array_size(events), 3); /* create, update, delete */
-	from = xasprintf("%lld",
-			 (long long)json_integer_value(json_object_get(json_array_get(events, 0), "id")));
+	from = xasprintf("%lld", (long long)json_integer_value(
+				     json_object_get(json_array_get(events, 0), "id")));
 	sse_open(s, &c, from);
 	if (!sse_wait_for(&c, "event: cluster.delete", 10))
 		fail_msg("the resumed stream did not replay: %s", c.buf);
@@ -1049,7 +1058,7 @@ static void test_healthz_and_metrics(void **state)
 	struct fx *fx = *state;
 	struct th_server *s = &fx->srv;
 	static const char series[] =
-		"tender_http_requests_total{route=\"/api/v1/bundles/{}/{}/archive\",status=\"200\"}";
+	    "tender_http_requests_total{route=\"/api/v1/bundles/{}/{}/archive\",status=\"200\"}";
 	struct th_response r;
 	char type[128];
 	long long before;
@@ -1110,21 +1119,21 @@ int main(void)
 {
 #define T(f) cmocka_unit_test(f)
 	const struct CMUnitTest tests[] = {
-		T(test_bundle_upload_again_and_conflict),
-		T(test_bundle_get_and_archive_in_any_version_form),
-		T(test_bundle_list_filter_and_pages),
-		T(test_distribution_from_json),
-		T(test_distribution_archive_creates_bundles_and_distribution),
-		T(test_distribution_archive_is_all_or_nothing),
-		T(test_delete_refused_while_used_then_allowed),
-		T(test_cluster_lifecycle),
-		T(test_token_roles_list_and_revoke),
-		T(test_token_with_ttl_expires),
-		T(test_enrollment_tokens),
-		T(test_audit_log_records_who_did_what),
-		T(test_event_stream_live_and_resumed),
-		T(test_healthz_and_metrics),
-		T(test_server_exits_cleanly),
+	    T(test_bundle_upload_again_and_conflict),
+	    T(test_bundle_get_and_archive_in_any_version_form),
+	    T(test_bundle_list_filter_and_pages),
+	    T(test_distribution_from_json),
+	    T(test_distribution_archive_creates_bundles_and_distribution),
+	    T(test_distribution_archive_is_all_or_nothing),
+	    T(test_delete_refused_while_used_then_allowed),
+	    T(test_cluster_lifecycle),
+	    T(test_token_roles_list_and_revoke),
+	    T(test_token_with_ttl_expires),
+	    T(test_enrollment_tokens),
+	    T(test_audit_log_records_who_did_what),
+	    T(test_event_stream_live_and_resumed),
+	    T(test_healthz_and_metrics),
+	    T(test_server_exits_cleanly),
 	};
 #undef T
 	return cmocka_run_group_tests_name("api_flow", tests, group_setup, group_teardown);

@@ -24,17 +24,20 @@
 /* ------------------------------------------------------------ fixture */
 
 struct fx {
-	struct th_server srv;   /* default limits */
+	struct th_server srv;	/* default limits */
 	struct th_server small; /* --max-upload 64K */
-	char *viewer;           /* a viewer's token on srv */
+	char *viewer;		/* a viewer's token on srv */
 };
 
 #define SMALL_LIMIT 65536
 
 static void upload_ok(struct th_server *s, struct buf z)
 {
-	struct th_request req = {.method = "POST", .token = s->admin_token,
-				 .content_type = "application/zip", .body = z.p, .len = z.len};
+	struct th_request req = {.method = "POST",
+				 .token = s->admin_token,
+				 .content_type = "application/zip",
+				 .body = z.p,
+				 .len = z.len};
 	struct th_response r;
 
 	th_http(s, "/api/v1/bundles", &req, &r);
@@ -70,7 +73,8 @@ static int group_setup(void **state)
 				"{\"workers\": {\"type\": \"int\", \"default\": 4}}}",
 				NULL, 0));
 	upload_ok(&fx->srv, th_simple_bundle("org.lib", "1.0", NULL, NULL));
-	upload_ok(&fx->srv, th_simple_bundle("org.app", "1.0", "{\"org.lib\": \"[2.0,3.0)\"}", NULL));
+	upload_ok(&fx->srv,
+		  th_simple_bundle("org.app", "1.0", "{\"org.lib\": \"[2.0,3.0)\"}", NULL));
 	json_ok(&fx->srv, "POST", "/api/v1/clusters", "{\"name\": \"edu\"}", 201);
 	*state = fx;
 	return 0;
@@ -111,18 +115,18 @@ static size_t count_entries(const char *dir)
 }
 
 static const char *const LISTS[] = {
-	"/api/v1/bundles?limit=1000",
-	"/api/v1/distributions?limit=1000",
-	"/api/v1/clusters?limit=1000",
-	"/api/v1/tokens?limit=1000",
+    "/api/v1/bundles?limit=1000",
+    "/api/v1/distributions?limit=1000",
+    "/api/v1/clusters?limit=1000",
+    "/api/v1/tokens?limit=1000",
 };
 #define NLISTS (sizeof LISTS / sizeof LISTS[0])
 
 /* What a refused request must not change. */
 struct snap {
-	size_t blobs;     /* files under var/blobs/sha256 */
-	size_t blob_tmp;  /* entries under var/blobs/tmp */
-	size_t tmp;       /* entries under var/tmp */
+	size_t blobs;	 /* files under var/blobs/sha256 */
+	size_t blob_tmp; /* entries under var/blobs/tmp */
+	size_t tmp;	 /* entries under var/tmp */
 	json_t *lists[NLISTS];
 	long long last_event;
 };
@@ -229,31 +233,33 @@ static void expect_error(const struct th_response *r, long status, const char *c
 static void post_zip(struct th_server *s, const char *path, const char *token, struct buf z,
 		     struct th_response *r)
 {
-	struct th_request req = {.method = "POST", .token = token,
-				 .content_type = "application/zip", .body = z.p, .len = z.len};
+	struct th_request req = {.method = "POST",
+				 .token = token,
+				 .content_type = "application/zip",
+				 .body = z.p,
+				 .len = z.len};
 
 	th_http(s, path, &req, r);
 }
 
 /* Uploads z as a bundle; it must be refused as said, and leave nothing. */
-#define REFUSE_BUNDLE(fx, z, status, code, ...)                                       \
-	do {                                                                             \
-		struct snap before_;                                                     \
-		struct th_response r_;                                                   \
-                                                                                         \
-		snap_take(&(fx)->srv, &before_);                                         \
-		post_zip(&(fx)->srv, "/api/v1/bundles", (fx)->srv.admin_token, (z), &r_); \
-		expect_error(&r_, (status), (code), __VA_ARGS__, NULL);                  \
-		expect_nothing_kept(&(fx)->srv, &before_, "admin", "bundle.upload",      \
-				    (code), NULL);                                       \
-		th_response_free(&r_);                                                   \
-		snap_free(&before_);                                                     \
+#define REFUSE_BUNDLE(fx, z, status, code, ...)                                                    \
+	do {                                                                                       \
+		struct snap before_;                                                               \
+		struct th_response r_;                                                             \
+                                                                                                   \
+		snap_take(&(fx)->srv, &before_);                                                   \
+		post_zip(&(fx)->srv, "/api/v1/bundles", (fx)->srv.admin_token, (z), &r_);          \
+		expect_error(&r_, (status), (code), __VA_ARGS__, NULL);                            \
+		expect_nothing_kept(&(fx)->srv, &before_, "admin", "bundle.upload", (code), NULL); \
+		th_response_free(&r_);                                                             \
+		snap_free(&before_);                                                               \
 	} while (0)
 
 /* Sends a JSON body; refused as said, nothing kept, audited. */
-static void refuse_json(struct th_server *s, const char *method, const char *path,
-			const char *body, long status, const char *code, const char *action,
-			const char *object, const char *needle1, const char *needle2)
+static void refuse_json(struct th_server *s, const char *method, const char *path, const char *body,
+			long status, const char *code, const char *action, const char *object,
+			const char *needle1, const char *needle2)
 {
 	struct snap before;
 	struct th_response r;
@@ -379,8 +385,11 @@ static void test_cut_payload_refused(void **state)
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (unsigned char)(i * 7919u >> 3);
 	{
-		const struct zentry e[] = {{.name = "lib/blob.bin", .data = data,
-					    .len = sizeof data, .deflate = true, .cut = 100}};
+		const struct zentry e[] = {{.name = "lib/blob.bin",
+					    .data = data,
+					    .len = sizeof data,
+					    .deflate = true,
+					    .cut = 100}};
 
 		z = th_bundle_zip(GOOD_MANIFEST, e, 1);
 	}
@@ -394,6 +403,8 @@ static void test_not_a_zip_refused(void **state)
 	static char text[] = "{\"name\": \"org.evil\", \"version\": \"1.0\"}\n";
 	struct buf z = {.p = (unsigned char *)text, .len = sizeof text - 1};
 
+	REFUSE_BUNDLE(fx, z, 400, "archive_corrupt", "not a valid zip archive");
+	z.len = 0; /* an empty body */
 	REFUSE_BUNDLE(fx, z, 400, "archive_corrupt", "not a valid zip archive");
 }
 
@@ -440,6 +451,12 @@ static void test_bundle_json_unknown_field_refused(void **state)
 			"invalid", "colour: unknown field");
 }
 
+static void test_bundle_json_bad_name_refused(void **state)
+{
+	refuse_manifest(*state, "{\"name\": \"../etc\", \"version\": \"1.0\"}", "invalid",
+			"\"../etc\" is not a valid bundle name");
+}
+
 static void test_bundle_json_bad_version_refused(void **state)
 {
 	refuse_manifest(*state, "{\"name\": \"org.evil\", \"version\": \"1.x\"}", "invalid",
@@ -458,8 +475,8 @@ static void test_template_unknown_name_refused(void **state)
 {
 	struct fx *fx = *state;
 	static const char conf[] = "port = {{target.port_base}}\ncolour = {{colour}}\n";
-	const struct zentry e[] = {{.name = "etc/app.conf.tmpl", .data = conf,
-				    .len = sizeof conf - 1}};
+	const struct zentry e[] = {
+	    {.name = "etc/app.conf.tmpl", .data = conf, .len = sizeof conf - 1}};
 	struct buf z = th_bundle_zip("{\"name\": \"org.evil\", \"version\": \"1.0\", "
 				     "\"templates\": [\"etc/app.conf.tmpl\"]}",
 				     e, 1);
@@ -553,9 +570,11 @@ static void test_distribution_wrong_content_type_refused(void **state)
 {
 	struct fx *fx = *state;
 	static const char body[] = "name=edu&version=1.0";
-	struct th_request req = {.method = "POST", .token = fx->srv.admin_token,
+	struct th_request req = {.method = "POST",
+				 .token = fx->srv.admin_token,
 				 .content_type = "application/x-www-form-urlencoded",
-				 .body = body, .len = sizeof body - 1};
+				 .body = body,
+				 .len = sizeof body - 1};
 	struct snap before;
 	struct th_response r;
 
@@ -619,24 +638,24 @@ static void test_wrong_field_types_refused(void **state)
 		    "{\"cluster\": \"edu\", \"uses\": \"3\"}", 400, "invalid",
 		    "enrollment_token.create", NULL, "uses: must be an integer", NULL);
 	refuse_json(&fx->srv, "POST", "/api/v1/enrollment-tokens",
-		    "{\"cluster\": \"edu\", \"uses\": 0}", 400, "invalid", "enrollment_token.create",
-		    NULL, "uses", "out of range");
+		    "{\"cluster\": \"edu\", \"uses\": 0}", 400, "invalid",
+		    "enrollment_token.create", NULL, "uses", "out of range");
 }
 
 static void test_unknown_fields_refused(void **state)
 {
 	struct fx *fx = *state;
 
-	refuse_json(&fx->srv, "POST", "/api/v1/clusters", "{\"name\": \"c1\", \"colour\": 1}",
-		    400, "invalid", "cluster.create", NULL, "colour: unknown field", NULL);
+	refuse_json(&fx->srv, "POST", "/api/v1/clusters", "{\"name\": \"c1\", \"colour\": 1}", 400,
+		    "invalid", "cluster.create", NULL, "colour: unknown field", NULL);
 	refuse_json(&fx->srv, "POST", "/api/v1/clusters",
 		    "{\"name\": \"c1\", \"lb\": {\"driver\": \"none\", \"admin\": \"x:1\"}}", 400,
 		    "invalid", "cluster.create", "c1", "lb.admin: unknown field", NULL);
 	refuse_json(&fx->srv, "PATCH", "/api/v1/clusters/edu", "{\"colour\": 1}", 400, "invalid",
 		    "cluster.update", "edu", "colour: unknown field", NULL);
 	refuse_json(&fx->srv, "POST", "/api/v1/tokens",
-		    "{\"name\": \"t1\", \"role\": \"viewer\", \"secret\": \"mine\"}", 400, "invalid",
-		    "token.create", NULL, "secret: unknown field", NULL);
+		    "{\"name\": \"t1\", \"role\": \"viewer\", \"secret\": \"mine\"}", 400,
+		    "invalid", "token.create", NULL, "secret: unknown field", NULL);
 	refuse_json(&fx->srv, "POST", "/api/v1/enrollment-tokens",
 		    "{\"cluster\": \"edu\", \"count\": 2}", 400, "invalid",
 		    "enrollment_token.create", NULL, "count: unknown field", NULL);
@@ -740,8 +759,8 @@ static void test_upload_over_max_upload_refused(void **state)
 		for (size_t off = 0; off < z.len; off += 4096) {
 			size_t n = z.len - off < 4096 ? z.len - off : 4096;
 
-			req.len += (size_t)snprintf((char *)req.p + req.len, cap - req.len,
-						    "%zx\r\n", n);
+			req.len +=
+			    (size_t)snprintf((char *)req.p + req.len, cap - req.len, "%zx\r\n", n);
 			memcpy(req.p + req.len, z.p + off, n);
 			req.len += n;
 			memcpy(req.p + req.len, "\r\n", 2);
@@ -784,21 +803,59 @@ static void test_unknown_route_is_404(void **state)
 	}
 }
 
+/* Bad query parameters and event ids: 400 naming the parameter. */
+static void test_bad_query_refused(void **state)
+{
+	struct fx *fx = *state;
+	static const struct {
+		const char *path, *last_event_id, *needle;
+	} cases[] = {
+	    {"/api/v1/bundles?limit=0", NULL, "limit: \"0\""},
+	    {"/api/v1/bundles?limit=ten", NULL, "limit: \"ten\""},
+	    {"/api/v1/distributions?limit=1001", NULL, "limit: \"1001\""},
+	    {"/api/v1/bundles?after=not-a-cursor", NULL, "after"},
+	    {"/api/v1/clusters?after=%25%25", NULL, "after"},
+	    {"/api/v1/events?after=-1", NULL, "after"},
+	    {"/api/v1/bundles/org.cfg/1.x", NULL, "\"1.x\""},
+	    {"/api/v1/events/stream", "yesterday", "Last-Event-ID \"yesterday\""},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *h = cases[i].last_event_id
+			      ? xasprintf("Last-Event-ID: %s", cases[i].last_event_id)
+			      : NULL;
+		const char *headers[] = {h, NULL};
+		struct th_request req = {.token = fx->srv.admin_token, .headers = headers};
+		struct snap before;
+		struct th_response r;
+
+		snap_take(&fx->srv, &before);
+		th_http(&fx->srv, cases[i].path, &req, &r);
+		expect_error(&r, 400, "invalid", cases[i].needle, NULL);
+		expect_nothing_kept(&fx->srv, &before, NULL, NULL, NULL, NULL);
+		th_response_free(&r);
+		snap_free(&before);
+		free(h);
+	}
+}
+
 static void test_wrong_method_is_405_with_allow(void **state)
 {
 	struct fx *fx = *state;
 	static const struct {
 		const char *method, *path, *allow;
 	} cases[] = {
-		{"PUT", "/api/v1/bundles", "POST, GET"},
-		{"DELETE", "/api/v1/clusters", "POST, GET"},
-		{"POST", "/api/v1/clusters/edu", "GET, PATCH, DELETE"},
-		{"PATCH", "/healthz", "GET"},
+	    {"PUT", "/api/v1/bundles", "POST, GET"},
+	    {"DELETE", "/api/v1/clusters", "POST, GET"},
+	    {"POST", "/api/v1/clusters/edu", "GET, PATCH, DELETE"},
+	    {"PATCH", "/healthz", "GET"},
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct th_request req = {.method = cases[i].method, .token = fx->srv.admin_token,
-					 .body = "{}", .len = 2};
+		struct th_request req = {.method = cases[i].method,
+					 .token = fx->srv.admin_token,
+					 .body = "{}",
+					 .len = 2};
 		struct snap before;
 		struct th_response r;
 		char allow[128];
@@ -868,38 +925,40 @@ int main(void)
 {
 #define T(f) cmocka_unit_test(f)
 	const struct CMUnitTest tests[] = {
-		T(test_zip_slip_refused),
-		T(test_absolute_path_refused),
-		T(test_symlink_entry_refused),
-		T(test_duplicate_entry_refused),
-		T(test_zip_bomb_in_payload_refused),
-		T(test_zip_bomb_manifest_refused),
-		T(test_truncated_zip_refused),
-		T(test_cut_payload_refused),
-		T(test_not_a_zip_refused),
-		T(test_missing_bundle_json_refused),
-		T(test_malformed_bundle_json_refused),
-		T(test_bundle_json_wrong_type_refused),
-		T(test_bundle_json_unknown_field_refused),
-		T(test_bundle_json_bad_version_refused),
-		T(test_bundle_json_bad_range_refused),
-		T(test_template_unknown_name_refused),
-		T(test_distribution_unknown_bundle_refused),
-		T(test_distribution_unresolvable_refused),
-		T(test_distribution_config_unknown_key_refused),
-		T(test_distribution_config_wrong_type_refused),
-		T(test_distribution_bad_fields_refused),
-		T(test_distribution_wrong_content_type_refused),
-		T(test_malformed_json_refused),
-		T(test_wrong_field_types_refused),
-		T(test_unknown_fields_refused),
-		T(test_oversized_json_body_refused_before_reading),
-		T(test_upload_over_max_upload_refused),
-		T(test_unknown_route_is_404),
-		T(test_wrong_method_is_405_with_allow),
-		T(test_patch_distribution_is_409_use_a_rollout),
-		T(test_too_little_role_is_403),
-		T(test_servers_exit_cleanly),
+	    T(test_zip_slip_refused),
+	    T(test_absolute_path_refused),
+	    T(test_symlink_entry_refused),
+	    T(test_duplicate_entry_refused),
+	    T(test_zip_bomb_in_payload_refused),
+	    T(test_zip_bomb_manifest_refused),
+	    T(test_truncated_zip_refused),
+	    T(test_cut_payload_refused),
+	    T(test_not_a_zip_refused),
+	    T(test_missing_bundle_json_refused),
+	    T(test_malformed_bundle_json_refused),
+	    T(test_bundle_json_wrong_type_refused),
+	    T(test_bundle_json_unknown_field_refused),
+	    T(test_bundle_json_bad_name_refused),
+	    T(test_bundle_json_bad_version_refused),
+	    T(test_bundle_json_bad_range_refused),
+	    T(test_template_unknown_name_refused),
+	    T(test_distribution_unknown_bundle_refused),
+	    T(test_distribution_unresolvable_refused),
+	    T(test_distribution_config_unknown_key_refused),
+	    T(test_distribution_config_wrong_type_refused),
+	    T(test_distribution_bad_fields_refused),
+	    T(test_distribution_wrong_content_type_refused),
+	    T(test_malformed_json_refused),
+	    T(test_wrong_field_types_refused),
+	    T(test_unknown_fields_refused),
+	    T(test_oversized_json_body_refused_before_reading),
+	    T(test_upload_over_max_upload_refused),
+	    T(test_unknown_route_is_404),
+	    T(test_bad_query_refused),
+	    T(test_wrong_method_is_405_with_allow),
+	    T(test_patch_distribution_is_409_use_a_rollout),
+	    T(test_too_little_role_is_403),
+	    T(test_servers_exit_cleanly),
 	};
 #undef T
 	return cmocka_run_group_tests_name("api_input", tests, group_setup, group_teardown);

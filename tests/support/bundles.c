@@ -11,8 +11,10 @@ struct buf th_bundle_zip(const char *bundle_json, const struct zentry *extra, si
 	struct zentry *es = xcalloc(n + 1, sizeof *es);
 	struct buf z;
 
-	es[0] = (struct zentry){.name = "bundle.json", .data = bundle_json,
-				.len = strlen(bundle_json), .deflate = true};
+	es[0] = (struct zentry){.name = "bundle.json",
+				.data = bundle_json,
+				.len = strlen(bundle_json),
+				.deflate = true};
 	for (size_t i = 0; i < n; i++)
 		es[i + 1] = extra[i];
 	z = build_zip(es, n + 1, NULL, NULL);
@@ -23,14 +25,16 @@ struct buf th_bundle_zip(const char *bundle_json, const struct zentry *extra, si
 struct buf th_simple_bundle(const char *name, const char *version, const char *requires_json,
 			    const char *salt)
 {
-	char *manifest = requires_json
-				 ? xasprintf("{\"name\": \"%s\", \"version\": \"%s\", \"requires\": %s}",
-					     name, version, requires_json)
-				 : xasprintf("{\"name\": \"%s\", \"version\": \"%s\"}", name, version);
+	char *manifest =
+	    requires_json ? xasprintf("{\"name\": \"%s\", \"version\": \"%s\", \"requires\": %s}",
+				      name, version, requires_json)
+			  : xasprintf("{\"name\": \"%s\", \"version\": \"%s\"}", name, version);
 	char *payload = xasprintf("payload of %s@%s (%s)\n", name, version, salt ? salt : "");
 	const struct zentry files[] = {{.name = "share/"},
-				       {.name = "share/payload.txt", .data = payload,
-					.len = strlen(payload), .deflate = true}};
+				       {.name = "share/payload.txt",
+					.data = payload,
+					.len = strlen(payload),
+					.deflate = true}};
 	struct buf z = th_bundle_zip(manifest, files, 2);
 
 	free(manifest);
@@ -44,13 +48,16 @@ struct buf th_distribution_zip(const char *distribution_json, const struct th_me
 	char **names = xcalloc(n ? n : 1, sizeof *names);
 	struct buf z;
 
-	es[0] = (struct zentry){.name = "distribution.json", .data = distribution_json,
-				.len = strlen(distribution_json), .deflate = true};
+	es[0] = (struct zentry){.name = "distribution.json",
+				.data = distribution_json,
+				.len = strlen(distribution_json),
+				.deflate = true};
 	es[1] = (struct zentry){.name = "bundles/"};
 	for (size_t i = 0; i < n; i++) {
 		names[i] = xasprintf("bundles/%s", m[i].file);
 		/* zips are stored: deflating them again gains nothing */
-		es[i + 2] = (struct zentry){.name = names[i], .data = m[i].zip.p, .len = m[i].zip.len};
+		es[i + 2] =
+		    (struct zentry){.name = names[i], .data = m[i].zip.p, .len = m[i].zip.len};
 	}
 	z = build_zip(es, n + 2, NULL, NULL);
 	for (size_t i = 0; i < n; i++)

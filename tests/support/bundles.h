@@ -23,12 +23,11 @@ struct buf th_simple_bundle(const char *name, const char *version, const char *r
 /* One bundle inside a distribution archive: stored as bundles/<file>. */
 struct th_member {
 	const char *file; /* "web.zip" */
-	struct buf zip;   /* borrowed */
+	struct buf zip;	  /* borrowed */
 };
 
 /* A distribution archive: distribution.json (as given) and bundles/<file>
  * for each member.  Caller frees p. */
-struct buf th_distribution_zip(const char *distribution_json, const struct th_member *m,
-			       size_t n);
+struct buf th_distribution_zip(const char *distribution_json, const struct th_member *m, size_t n);
 
 #endif
