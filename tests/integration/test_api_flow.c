@@ -511,6 +511,16 @@ static void test_distribution_archive_is_all_or_nothing(void **state)
 				       "org.aon.good@1.0.0");
 		free(z.p);
 	}
+	/* a bundle that is on the server already with other bytes */
+	{
+		struct buf changed = th_simple_bundle("org.web", "1.0", NULL, "changed");
+		const struct th_member m[] = {{"good.zip", good}, {"web.zip", changed}};
+
+		z = th_distribution_zip("{\"name\": \"aon\", \"version\": \"1.0\"}", m, 2);
+		expect_archive_refused(s, z, 409, "exists", "org.web@1.0.0", "other content");
+		free(z.p);
+		free(changed.p);
+	}
 	/* every bundle fine and resolved, refused only when it is recorded
 	 * (the distribution exists with other bundles): the blobs already
 	 * committed for the new bundles must go again */
