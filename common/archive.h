@@ -73,6 +73,13 @@ const struct tn_archive_entry *tn_archive_find(const struct tn_archive *ar, cons
 int tn_archive_read_entry(struct tn_archive *ar, const char *name, size_t max_bytes, char **out,
 			  size_t *len, struct tn_error *err) TN_MUST_CHECK;
 
+/* Reads every file entry's data to its end without keeping it: the real
+ * sizes against the declared ones and the limits, the deflate streams and
+ * the CRCs, as extraction would (the same codes and messages).  For a
+ * server that keeps an archive it does not extract, so that a zip bomb or
+ * a corrupt entry is refused at upload rather than found on the nodes. */
+int tn_archive_verify(struct tn_archive *ar, struct tn_error *err) TN_MUST_CHECK;
+
 /* Extracts every entry into dest_dir (no trailing '/'), which must not
  * exist (TN_E_EXISTS) and whose parent must.  Works in a fresh
  * "dest_dir.tmp-XXXXXX" beside it, counts the real bytes against the

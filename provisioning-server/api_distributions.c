@@ -50,6 +50,12 @@ static int upload_begin(struct tn_request *req, struct tn_error *err)
 			       "Content-Type \"%s\": send application/json (a distribution naming "
 			       "bundles on the server) or application/zip (a distribution archive)",
 			       type);
+	/* The route takes archives up to --max-upload; a JSON body has the
+	 * JSON limit, refused by its announced length before it is read. */
+	if (req->has_length && req->content_length > DESCRIPTOR_MAX)
+		return tn_fail(err, TN_E_TOO_LARGE,
+			       "a JSON distribution of %llu bytes is over the limit of %u bytes",
+			       (unsigned long long)req->content_length, DESCRIPTOR_MAX);
 	return 0;
 }
 
@@ -98,6 +104,7 @@ struct member {
 struct dist {
 	const char *name;
 	struct tn_version version;
+	bool named; /* name and version are valid: the audit log can name it */
 	json_t *config;
 	struct member *members;
 	size_t n;
@@ -185,6 +192,7 @@ static int read_descriptor(struct tn_server *srv, json_t *doc, bool from_archive
 			       d->name);
 	if ((rc = tn_version_parse(ver, &d->version, err)))
 		return tn_error_prefix(err, "version");
+	d->named = true;
 	json_array_foreach(bundles, i, item) {
 		static const char *const bkeys[] = {"name", "version", NULL};
 		char *where = xasprintf("bundles[%zu]", i);
@@ -414,10 +422,14 @@ TN_HANDLER(tn_api_distribution_create)
 		rc = read_archive(srv, u->zip, &d, &doc, err);
 	else
 		rc = tn_json_parse_object(u->json ? u->json : "", u->len, &doc, err);
-	if (rc || (rc = read_descriptor(srv, doc, u->is_zip, &d, err)))
+	if (rc == 0)
+		rc = read_descriptor(srv, doc, u->is_zip, &d, err);
+	if (d.named) { /* refused or not, the audit log names what it was */
+		id = xasprintf("%s@%s", d.name, tn_version_format(&d.version, canon, sizeof canon));
+		tn_response_audit(resp, "distribution", id);
+	}
+	if (rc)
 		goto out;
-	id = xasprintf("%s@%s", d.name, tn_version_format(&d.version, canon, sizeof canon));
-	tn_response_audit(resp, "distribution", id);
 	ms = xcalloc(d.n ? d.n : 1, sizeof *ms);
 	for (size_t i = 0; i < d.n; i++)
 		ms[i] = d.members[i].m;

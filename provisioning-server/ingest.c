@@ -80,7 +80,10 @@ int tn_ingest_check_bundle(const char *path, const struct tn_archive_limits *lim
 	size_t len = 0;
 	int rc;
 
-	if ((rc = tn_archive_open(path, limits, &ar, err)) != 0)
+	/* Every entry is read once here: only bundle.json and the templates
+	 * are used, but a bomb or a corrupt payload must not be kept either. */
+	if ((rc = tn_archive_open(path, limits, &ar, err)) != 0 ||
+	    (rc = tn_archive_verify(ar, err)) != 0)
 		goto out;
 	e = tn_archive_find(ar, "bundle.json");
 	if (!e || e->is_dir) {

@@ -12,8 +12,9 @@
 #include "error.h"
 #include "manifest.h"
 
-/* Checks the bundle archive at path and returns its manifest (caller
- * frees with tn_manifest_free).  `label` names the archive in messages
+/* Checks the bundle archive at path (every entry's data is read once, so
+ * that bombs and corrupt payloads are refused too) and returns its
+ * manifest (caller frees with tn_manifest_free).  `label` names the archive in messages
  * ("bundles/web.zip"), NULL for a plain upload. */
 int tn_ingest_check_bundle(const char *path, const struct tn_archive_limits *limits,
 			   const char *label, struct tn_manifest **out, struct tn_error *err)

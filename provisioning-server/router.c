@@ -297,17 +297,25 @@ static void release_upload(struct tn_exchange *ex)
 	}
 }
 
-/* Makes the response final with the error in ex->err. */
+/* Makes the response final with the error in ex->err.  Whatever body the
+ * handler had started goes; its headers (Allow of a 405) and what it named
+ * for the audit log stay, so that a refused write is recorded against its
+ * object too. */
 static void refuse(struct tn_exchange *ex)
 {
-	/* What the write was about survives the cleared response. */
+	__typeof__(ex->resp.headers) headers;
+	size_t nheaders = ex->resp.nheaders;
 	const char *audit_type = ex->resp.audit_type;
 	char *audit_id = ex->resp.audit_id;
 
 	if (ex->err.code == TN_OK)
 		tn_fail(&ex->err, TN_E_INTERNAL, "internal error");
+	memcpy(headers, ex->resp.headers, sizeof headers);
+	ex->resp.nheaders = 0;
 	ex->resp.audit_id = NULL;
 	tn_response_clear(&ex->resp);
+	memcpy(ex->resp.headers, headers, sizeof headers);
+	ex->resp.nheaders = nheaders;
 	ex->resp.audit_type = audit_type;
 	ex->resp.audit_id = audit_id;
 	tn_response_error(&ex->resp, &ex->err);

@@ -1,18 +1,23 @@
 /* harness.c - see harness.h.  Servers are children of the test program
- * with PR_SET_PDEATHSIG, so they die with it whatever happens; an atexit
- * handler also stops them in order. */
+ * with PR_SET_PDEATHSIG, so they die with it whatever happens; at exit,
+ * and when the harness aborts, a server the test did not destroy is killed
+ * and its data directory removed (its log shown first). */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,19 +30,30 @@
 #define STOP_DEADLINE_S 20
 #define MAX_SERVERS 16
 
-static struct th_server *running[MAX_SERVERS];
+/* Every server from th_server_start to th_server_destroy, running or not:
+ * what is left here when the program ends (a failed fixture, an abort) is
+ * killed and its directory removed. */
+static struct th_server *owned[MAX_SERVERS];
+
+static void clean_up_all(bool show_logs);
+
+static void show_log(const struct th_server *s)
+{
+	char *log = NULL;
+	size_t len = 0;
+
+	if (s->log_path && tn_read_file(s->log_path, 1 << 20, &log, &len, NULL) == 0)
+		fprintf(stderr, "--- server log (%s)\n%s---\n", s->log_path, log);
+	free(log);
+}
 
 static void fatal(const char *what, const struct th_server *s)
 {
 	fprintf(stderr, "harness: %s\n", what);
-	if (s && s->log_path) {
-		char *log = NULL;
-		size_t len = 0;
-
-		if (tn_read_file(s->log_path, 1 << 20, &log, &len, NULL) == 0)
-			fprintf(stderr, "--- server log (%s)\n%s---\n", s->log_path, log);
-		free(log);
-	}
+	if (s)
+		show_log(s);
+	/* abort() skips atexit: stop the servers and remove their data here */
+	clean_up_all(false);
 	abort();
 }
 
@@ -56,11 +72,31 @@ static void pause_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void stop_all(void)
+static void clean_up_all(bool show_logs)
 {
-	for (size_t i = 0; i < MAX_SERVERS; i++)
-		if (running[i] && running[i]->pid > 0)
-			th_server_kill9(running[i]);
+	for (size_t i = 0; i < MAX_SERVERS; i++) {
+		struct th_server *s = owned[i];
+
+		if (!s)
+			continue;
+		owned[i] = NULL;
+		if (s->pid > 0) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+			s->pid = 0;
+		}
+		if (show_logs) {
+			fprintf(stderr, "harness: a server was not destroyed by the test\n");
+			show_log(s);
+		}
+		if (s->data_dir && tn_remove_tree(s->data_dir, NULL) != 0)
+			fprintf(stderr, "harness: could not remove %s\n", s->data_dir);
+	}
+}
+
+static void clean_up_at_exit(void)
+{
+	clean_up_all(true);
 }
 
 static void track(struct th_server *s, bool on)
@@ -68,20 +104,22 @@ static void track(struct th_server *s, bool on)
 	static bool registered;
 
 	if (!registered) {
-		atexit(stop_all);
+		atexit(clean_up_at_exit);
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		registered = true;
 	}
 	for (size_t i = 0; i < MAX_SERVERS; i++) {
-		if (on && !running[i]) {
-			running[i] = s;
+		if (on && !owned[i]) {
+			owned[i] = s;
 			return;
 		}
-		if (!on && running[i] == s) {
-			running[i] = NULL;
+		if (!on && owned[i] == s) {
+			owned[i] = NULL;
 			return;
 		}
 	}
+	if (on)
+		fatal("too many servers", NULL);
 }
 
 char *th_tmpdir(void)
@@ -140,7 +178,6 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 		_exit(127);
 	}
 	s->pid = pid;
-	track(s, true);
 	deadline = now_s() + START_DEADLINE_S;
 	for (;;) {
 		char *url = NULL;
@@ -181,6 +218,7 @@ void th_server_start(struct th_server *s, const char *const *extra_args)
 	memset(s, 0, sizeof *s);
 	s->data_dir = th_tmpdir();
 	s->log_path = xasprintf("%s/server.log", s->data_dir);
+	track(s, true);
 	spawn(s, extra_args);
 }
 
@@ -204,13 +242,11 @@ int th_server_stop(struct th_server *s)
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &status, 0);
 			s->pid = 0;
-			track(s, false);
 			fatal("tender-server did not stop on SIGTERM within the deadline", s);
 		}
 		pause_ms(10);
 	}
 	s->pid = 0;
-	track(s, false);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -221,7 +257,6 @@ void th_server_kill9(struct th_server *s)
 	kill(s->pid, SIGKILL);
 	waitpid(s->pid, NULL, 0);
 	s->pid = 0;
-	track(s, false);
 }
 
 void th_server_destroy(struct th_server *s)
@@ -230,6 +265,7 @@ void th_server_destroy(struct th_server *s)
 		th_server_stop(s);
 	if (s->data_dir)
 		th_rmtree(s->data_dir);
+	track(s, false);
 	free(s->data_dir);
 	free(s->url);
 	free(s->admin_token);
@@ -420,4 +456,128 @@ char *th_make_token(struct th_server *s, const char *name, const char *role)
 	th_response_free(&r);
 	free(body);
 	return secret;
+}
+
+/* ------------------------------------------------------------ audit log */
+
+long long th_last_event_id(struct th_server *s)
+{
+	long long last = 0;
+
+	/* bounded: each page moves the cursor forward, and the log is a test's */
+	for (int page = 0; page < 1000; page++) {
+		char *path = xasprintf("/api/v1/events?limit=1000&after=%lld", last);
+		struct th_request req = {.token = s->admin_token};
+		struct th_response r;
+		json_t *items;
+		size_t n;
+
+		th_http(s, path, &req, &r);
+		free(path);
+		if (r.status != 200)
+			fatal("GET /api/v1/events failed", s);
+		items = json_object_get(r.json, "items");
+		n = json_array_size(items);
+		if (n)
+			last = (long long)json_integer_value(
+			    json_object_get(json_array_get(items, n - 1), "id"));
+		th_response_free(&r);
+		if (n < 1000)
+			return last;
+	}
+	fatal("the audit log does not end", s);
+	return last;
+}
+
+json_t *th_events_after(struct th_server *s, long long id)
+{
+	char *path = xasprintf("/api/v1/events?limit=1000&after=%lld", id);
+	struct th_request req = {.token = s->admin_token};
+	struct th_response r;
+	json_t *items;
+
+	th_http(s, path, &req, &r);
+	free(path);
+	if (r.status != 200)
+		fatal("GET /api/v1/events failed", s);
+	items = json_incref(json_object_get(r.json, "items"));
+	th_response_free(&r);
+	return items;
+}
+
+/* ------------------------------------------------------------ raw HTTP */
+
+/* The end of the header block in p[0..len), or NULL. */
+static const char *header_end(const char *p, size_t len)
+{
+	for (size_t i = 0; i + 3 < len; i++)
+		if (memcmp(p + i, "\r\n\r\n", 4) == 0)
+			return p + i + 4;
+	return NULL;
+}
+
+long th_raw_http(struct th_server *s, const void *request, size_t len, double deadline_s,
+		 char **out)
+{
+	const char *port = strrchr(s->url, ':');
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	double deadline = now_s() + deadline_s;
+	struct sink got = {0};
+	size_t sent = 0;
+	long status = 0;
+	int fd;
+
+	sa.sin_port = htons((uint16_t)strtoul(port + 1, NULL, 10));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		fatal("cannot connect to the server", s);
+	/* A server that answers early may stop reading: stop sending then. */
+	while (sent < len) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT | POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			break;
+		if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
+			break;
+		if (!(pfd.revents & POLLOUT)) {
+			if (now_s() > deadline)
+				break;
+			continue;
+		}
+		n = send(fd, (const char *)request + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	/* Bounded by the deadline: each pass waits at most until it. */
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		double left = deadline - now_s();
+		const char *body;
+		char buf[4096];
+		ssize_t n;
+
+		if (got.p && (body = header_end(got.p, got.len))) {
+			const char *cl = strcasestr(got.p, "\r\nContent-Length:");
+
+			if (cl && cl < body &&
+			    (size_t)(got.p + got.len - body) >= strtoul(cl + 17, NULL, 10))
+				break;
+		}
+		if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			break;
+		n = recv(fd, buf, sizeof buf, 0);
+		if (n <= 0)
+			break;
+		collect(buf, 1, (size_t)n, &got);
+	}
+	close(fd);
+	if (got.p && strncmp(got.p, "HTTP/1.", 7) == 0 && strlen(got.p) > 12)
+		status = strtol(got.p + 9, NULL, 10);
+	*out = got.p ? got.p : xstrdup("");
+	return status;
 }

@@ -73,6 +73,21 @@ void th_json(struct th_server *s, const char *method, const char *path, const ch
 /* Creates an API token with role and returns its secret (caller frees). */
 char *th_make_token(struct th_server *s, const char *name, const char *role);
 
+/* The id of the newest audit event (0 when none). */
+long long th_last_event_id(struct th_server *s);
+/* The audit events after id, oldest first (a JSON array the caller
+ * decrefs). */
+json_t *th_events_after(struct th_server *s, long long id);
+
+/* Sends `request` as is (request line, headers, and as much of a body as
+ * the test chooses) on a new connection, sends nothing more, and reads one
+ * response until it is complete (Content-Length) or the server closes the
+ * connection, within deadline_s.  Shows that a request is answered before
+ * its body is sent.  Returns the status, 0 when no complete status line
+ * came by the deadline; *out receives the raw response (caller frees). */
+long th_raw_http(struct th_server *s, const void *request, size_t len, double deadline_s,
+		 char **out);
+
 /* A temporary directory (caller removes it with th_rmtree and frees). */
 char *th_tmpdir(void);
 void th_rmtree(const char *dir);

@@ -679,6 +679,38 @@ static void test_refuses_crc_mismatch(void **state)
 	expect_refused(fx, NULL, AT_EXTRACT, TN_E_ARCHIVE_CORRUPT, "\"d.txt\": CRC mismatch");
 }
 
+/* Verification reads every entry as extraction would, writing nothing:
+ * what a server runs on an archive it keeps without extracting. */
+static void test_verify_reads_every_entry(void **state)
+{
+	struct fx *fx = *state;
+	struct tn_archive *ar = NULL;
+	struct tn_error err = {0};
+	const struct zentry good[] = {FILLER, {.name = "d/"},
+				      {.name = "d/t.txt", .data = "text text", .len = 9,
+				       .deflate = true}};
+	const struct zentry crc[] = {
+	    FILLER, {.name = "d.txt", .data = "deflated", .len = 8, .deflate = true, .bad_crc = true}};
+
+	write_zip(fx, good, 3, NULL);
+	assert_int_equal(tn_archive_open(fx->zip, NULL, &ar, &err), 0);
+	assert_int_equal(tn_archive_verify(ar, &err), 0);
+	tn_archive_close(ar);
+
+	write_bomb(fx, 1000);
+	assert_int_equal(tn_archive_open(fx->zip, &MIB_LIMITS, &ar, &err), 0);
+	assert_int_equal(tn_archive_verify(ar, &err), -(int)TN_E_ARCHIVE_TOO_LARGE);
+	assert_non_null(strstr(err.message, "\"bomb.bin\": inflates past its declared size"));
+	tn_archive_close(ar);
+
+	write_zip(fx, crc, 2, NULL);
+	assert_int_equal(tn_archive_open(fx->zip, NULL, &ar, &err), 0);
+	assert_int_equal(tn_archive_verify(ar, &err), -(int)TN_E_ARCHIVE_CORRUPT);
+	assert_non_null(strstr(err.message, "\"d.txt\": CRC mismatch"));
+	tn_archive_close(ar);
+	assert_dir_holds(fx->dir, "in.zip", NULL);
+}
+
 static void test_refuses_two_end_records(void **state)
 {
 	struct fx *fx = *state;
@@ -766,6 +798,7 @@ int main(void)
 	    T(test_refuses_cut_deflate_stream),
 	    T(test_refuses_data_after_deflate_stream),
 	    T(test_refuses_crc_mismatch),
+	    T(test_verify_reads_every_entry),
 	    T(test_refuses_two_end_records),
 	    T(test_refuses_disagreeing_zip64_record),
 	    T(test_descriptors_are_close_on_exec),
