@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,11 +206,12 @@ static void release_uploader(struct fixture *fx)
 
 /* ------------------------------------------------------------ fixtures */
 
-static int teardown(void **state);
+static struct fixture the_fixture;
 
-static int setup(void **state)
+/* Once: the archive, its sha256 and size. */
+static int group_setup(void **state)
 {
-	struct fixture *fx = xcalloc(1, sizeof *fx);
+	struct fixture *fx = &the_fixture;
 	static const char manifest[] = "{\"name\": \"bigbundle\", \"version\": \"1.0.0\"}\n";
 	void *payload = incompressible(PAYLOAD_BYTES, 42);
 	const struct zentry es[] = {
@@ -218,44 +220,62 @@ static int setup(void **state)
 	};
 	struct stat st;
 	struct tn_error err;
+	int rc = 0;
 
+	(void)state;
 	pthread_mutex_init(&fx->lock, NULL);
 	pthread_cond_init(&fx->cond, NULL);
-	*state = fx;
 	fx->dir = th_tmpdir();
 	fx->archive = xasprintf("%s/bigbundle.zip", fx->dir);
 	write_zip_file(fx->archive, es, 2, NULL);
 	free(payload);
-	if (stat(fx->archive, &st) != 0 || tn_sha256_file_hex(fx->archive, fx->sha, &err) != 0) {
-		teardown(state);
-		return -1;
-	}
+	if (stat(fx->archive, &st) != 0 || tn_sha256_file_hex(fx->archive, fx->sha, &err) != 0)
+		rc = -1;
 	fx->size = (uint64_t)st.st_size;
+	return rc;
+}
+
+static int group_teardown(void **state)
+{
+	struct fixture *fx = &the_fixture;
+
+	(void)state;
+	if (fx->dir)
+		th_rmtree(fx->dir);
+	free(fx->dir);
+	free(fx->archive);
+	pthread_cond_destroy(&fx->cond);
+	pthread_mutex_destroy(&fx->lock);
+	return 0;
+}
+
+/* Each test: a fresh server and a developer's token. */
+static int setup(void **state)
+{
+	struct fixture *fx = &the_fixture;
+
+	fx->released = false;
+	fx->sent = 0;
+	fx->upload_status = 0;
 	th_server_start(&fx->srv, NULL);
 	fx->srv_up = true;
 	fx->token = th_make_token(&fx->srv, "uploader", "developer");
+	*state = fx;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
+	struct fixture *fx = &the_fixture;
 
-	if (!fx)
-		return 0;
+	(void)state;
 	/* The server goes first: a held upload then fails at once. */
 	if (fx->srv_up)
 		th_server_destroy(&fx->srv);
+	fx->srv_up = false;
 	release_uploader(fx);
-	if (fx->dir)
-		th_rmtree(fx->dir);
-	free(fx->dir);
-	free(fx->archive);
 	free(fx->token);
-	pthread_cond_destroy(&fx->cond);
-	pthread_mutex_destroy(&fx->lock);
-	free(fx);
-	*state = NULL;
+	fx->token = NULL;
 	return 0;
 }
 
@@ -355,7 +375,69 @@ static long download_hash(struct fixture *fx, const char *path, char hex[TN_SHA2
 	return status;
 }
 
-/* ------------------------------------------------------------ the test */
+/* Starts the held upload and waits until the server's blobs/tmp holds at
+ * least PARTIAL_AT bytes of it. */
+static void start_held_upload(struct fixture *fx, const char *tmp_dir)
+{
+	double deadline = now_s() + DEADLINE_S;
+	uint64_t partial;
+
+	assert_int_equal(pthread_create(&fx->uploader, NULL, upload_held, fx), 0);
+	fx->uploader_running = true;
+	while ((partial = largest_file(tmp_dir)) < PARTIAL_AT) {
+		if (now_s() > deadline)
+			fail_msg("after %d s the server's blobs/tmp holds no partial upload "
+				 "(largest file: %llu bytes)",
+				 DEADLINE_S, (unsigned long long)partial);
+		pause_ms(10);
+	}
+}
+
+/* ------------------------------------------------------------ event stream */
+
+struct stream_reader {
+	struct fixture *fx;
+	pthread_t thread;
+	atomic_size_t bytes;
+	long status;
+	CURLcode result;
+};
+
+static size_t count_stream(char *data, size_t size, size_t n, void *ctx)
+{
+	struct stream_reader *sr = ctx;
+
+	(void)data;
+	atomic_fetch_add(&sr->bytes, size * n);
+	return size * n;
+}
+
+/* Reads GET /api/v1/events/stream until the server ends it. */
+static void *read_stream(void *arg)
+{
+	struct stream_reader *sr = arg;
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	char *url = xasprintf("%s/api/v1/events/stream", sr->fx->srv.url);
+	char *auth = xasprintf("Authorization: Bearer %s", sr->fx->token);
+
+	hdrs = curl_slist_append(hdrs, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, count_stream);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sr);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)DEADLINE_S);
+	sr->result = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &sr->status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(auth);
+	free(url);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ the tests */
 
 static void test_kill9_mid_upload_then_restart(void **state)
 {
@@ -367,7 +449,6 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	struct th_request up = {.method = "POST", .token = fx->token,
 				.content_type = "application/zip", .upload_file = fx->archive};
 	struct th_response r;
-	double deadline;
 	uint64_t partial = 0;
 
 	assert_true(fx->size > PAYLOAD_BYTES);
@@ -378,16 +459,7 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	th_response_free(&r);
 
 	/* 1. Start the upload; the server streams it into blobs/tmp. */
-	assert_int_equal(pthread_create(&fx->uploader, NULL, upload_held, fx), 0);
-	fx->uploader_running = true;
-	deadline = now_s() + DEADLINE_S;
-	while ((partial = largest_file(tmp_dir)) < PARTIAL_AT) {
-		if (now_s() > deadline)
-			fail_msg("after %d s the server's blobs/tmp holds no partial upload "
-				 "(largest file: %llu bytes)",
-				 DEADLINE_S, (unsigned long long)partial);
-		pause_ms(10);
-	}
+	start_held_upload(fx, tmp_dir);
 
 	/* 2. kill -9 mid-body: the upload never got an answer. */
 	th_server_kill9(&fx->srv);
@@ -457,12 +529,59 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	free(db_path);
 }
 
+
+/* SIGTERM while an upload is half-way and an event stream is open: the
+ * server ends the stream, drops the unfinished upload, and exits 0 in
+ * time with a clean log; nothing of the upload is kept. */
+static void test_sigterm_mid_upload_with_open_stream(void **state)
+{
+	struct fixture *fx = *state;
+	char *tmp_dir = data_path(fx, "blobs/tmp");
+	char *sha_dir = data_path(fx, "blobs/sha256");
+	struct stream_reader sr = {.fx = fx};
+	double deadline;
+	struct th_response r;
+
+	/* Something for the stream to send: the token creation is an event. */
+	assert_int_equal(pthread_create(&sr.thread, NULL, read_stream, &sr), 0);
+	deadline = now_s() + DEADLINE_S;
+	while (atomic_load(&sr.bytes) == 0) {
+		if (now_s() > deadline) {
+			th_server_kill9(&fx->srv);
+			pthread_join(sr.thread, NULL);
+			fail_msg("the event stream sent nothing in %d s", DEADLINE_S);
+		}
+		pause_ms(10);
+	}
+	start_held_upload(fx, tmp_dir);
+
+	assert_stops_cleanly(&fx->srv);
+	pthread_join(sr.thread, NULL);
+	if (sr.status != 200)
+		fail_msg("event stream: status %ld (%s)", sr.status, curl_easy_strerror(sr.result));
+	release_uploader(fx);
+	if (fx->upload_status != 0)
+		fail_msg("the held upload was answered %ld", fx->upload_status);
+	assert_no_files(tmp_dir, "an upload cut by a stop is dropped");
+	assert_no_files(sha_dir, "an upload cut by a stop is not kept");
+
+	th_server_restart(&fx->srv, NULL);
+	th_json(&fx->srv, "GET", "/api/v1/bundles", fx->token, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.json, "items")), 0);
+	th_response_free(&r);
+	free(tmp_dir);
+	free(sha_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill9_mid_upload_then_restart, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_mid_upload_with_open_stream, setup,
+						teardown),
 	};
 
-	return cmocka_run_group_tests_name("api_crash", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("api_crash", tests, group_setup, group_teardown);
 }
