@@ -19,9 +19,13 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "fsutil.h"
 #include "harness.h"
@@ -31,13 +35,17 @@
 /* Dummy values for the {} segments, in order: a name, then a version. */
 static const char *const dummy_params[] = {"educa", "1.0.0", "x", "y"};
 
+/* A caller of role TN_ROLE_PUBLIC with a token_name has an admin token
+ * that is revoked (revoked) or has expired (otherwise) before the matrix. */
 struct caller {
 	const char *label;
 	const char *token_name; /* NULL: no token created */
 	enum tn_role role;      /* TN_ROLE_PUBLIC: not authenticated */
-	bool revoked;           /* created with role admin, then revoked */
+	bool revoked;
 	char *token;            /* NULL: no Authorization header */
 };
+
+#define DEADLINE_S 10
 
 /* Token names must not contain a role name: the 403 message is checked for
  * the needed role's name. */
@@ -45,6 +53,7 @@ static struct caller callers[] = {
 	{"no token", NULL, TN_ROLE_PUBLIC, false, NULL},
 	{"invalid token", NULL, TN_ROLE_PUBLIC, false, NULL},
 	{"revoked admin token", "matrix-r", TN_ROLE_PUBLIC, true, NULL},
+	{"expired admin token", "matrix-x", TN_ROLE_PUBLIC, false, NULL},
 	{"viewer", "matrix-v", TN_ROLE_VIEWER, false, NULL},
 	{"developer", "matrix-d", TN_ROLE_DEVELOPER, false, NULL},
 	{"operator", "matrix-o", TN_ROLE_OPERATOR, false, NULL},
@@ -176,6 +185,62 @@ static char *concrete_path(const char *pattern)
 
 /* ------------------------------------------------------------ fixtures */
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* A token of role that expires a second from now (ttl_s 1); its secret. */
+static char *make_expiring_token(const char *name, const char *role)
+{
+	char *body = xasprintf("{\"name\": \"%s\", \"role\": \"%s\", \"ttl_s\": 1}", name,
+			       role);
+	struct th_response r;
+	char *secret = NULL;
+
+	th_json(&server, "POST", "/api/v1/tokens", server.admin_token, body, &r);
+	if (r.status == 201)
+		secret = xstrdup(json_string_value(json_object_get(r.json, "token")));
+	else
+		fprintf(stderr, "creating token %s: %ld %s\n", name, r.status, r.body);
+	th_response_free(&r);
+	free(body);
+	return secret ? secret : xstrdup("");
+}
+
+/* Polls until token is refused (401), at most DEADLINE_S; 0 once it is. */
+static int wait_expired(const char *token)
+{
+	double deadline = now_s() + DEADLINE_S;
+
+	for (;;) {
+		struct th_response r;
+		long status;
+
+		th_json(&server, "GET", "/api/v1/events?limit=1", token, NULL, &r);
+		status = r.status;
+		th_response_free(&r);
+		if (status == 401)
+			return 0;
+		if (now_s() > deadline) {
+			fprintf(stderr, "a token with ttl_s 1 still answers %ld after %d s\n",
+				status, DEADLINE_S);
+			return -1;
+		}
+		pause_ms(50);
+	}
+}
+
 /* SIGTERM: the server exits 0, and its log holds no sanitizer report (an
  * ASan build prints leaks and errors there). */
 static void assert_stops_cleanly(struct th_server *s)
@@ -202,6 +267,10 @@ static int group_setup(void **state)
 
 		if (!c->token_name)
 			continue;
+		if (c->role == TN_ROLE_PUBLIC && !c->revoked) {
+			c->token = make_expiring_token(c->token_name, "admin");
+			continue;
+		}
 		c->token = th_make_token(&server, c->token_name,
 					 tn_role_name(c->revoked ? TN_ROLE_ADMIN : c->role));
 		if (c->revoked) {
@@ -219,6 +288,10 @@ static int group_setup(void **state)
 			th_response_free(&r);
 		}
 	}
+	for (size_t i = 0; i < NCALLERS; i++)
+		if (callers[i].role == TN_ROLE_PUBLIC && callers[i].token_name &&
+		    !callers[i].revoked && wait_expired(callers[i].token) != 0)
+			return -1;
 	return 0;
 }
 
@@ -349,6 +422,172 @@ static void test_table_matches_design(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ open streams */
+
+/* GET /api/v1/events/stream read in a thread, whose body the test reads. */
+struct watcher {
+	pthread_t thread;
+	const char *token;
+	pthread_mutex_t lock;
+	char *body;
+	size_t len;
+	atomic_bool done, abort;
+	long status;
+};
+
+static size_t watch_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct watcher *w = ctx;
+
+	pthread_mutex_lock(&w->lock);
+	w->body = xrealloc(w->body, w->len + size * n + 1);
+	memcpy(w->body + w->len, data, size * n);
+	w->len += size * n;
+	w->body[w->len] = '\0';
+	pthread_mutex_unlock(&w->lock);
+	return size * n;
+}
+
+static int watch_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct watcher *w = ctx;
+
+	(void)a, (void)b, (void)c, (void)d;
+	return atomic_load(&w->abort) ? 1 : 0;
+}
+
+static void *watch(void *arg)
+{
+	struct watcher *w = arg;
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	char *url = xasprintf("%s/api/v1/events/stream", server.url);
+	char *auth = xasprintf("Authorization: Bearer %s", w->token);
+
+	hdrs = curl_slist_append(hdrs, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, watch_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &w->status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(auth);
+	free(url);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+static bool watcher_saw(struct watcher *w, const char *text)
+{
+	bool saw;
+
+	pthread_mutex_lock(&w->lock);
+	saw = w->body && strstr(w->body, text);
+	pthread_mutex_unlock(&w->lock);
+	return saw;
+}
+
+static void watcher_stop(struct watcher *w)
+{
+	atomic_store(&w->abort, true);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+}
+
+static void create_cluster(const char *name)
+{
+	char *body = xasprintf("{\"name\": \"%s\"}", name);
+	struct th_response r;
+
+	th_json(&server, "POST", "/api/v1/clusters", server.admin_token, body, &r);
+	if (r.status != 201)
+		fail_msg("POST /api/v1/clusters %s: %ld %s", name, r.status, r.body);
+	th_response_free(&r);
+	free(body);
+}
+
+/* Opens a stream with token, checks that it delivers, runs end_token (which
+ * revokes the token or waits out its expiry), and then expects the stream
+ * to end without delivering anything more. */
+static void check_stream_ends(const char *token, const char *tag, void (*end_token)(void))
+{
+	struct watcher w = {.token = token};
+	char *before = xasprintf("%s-before", tag), *after = xasprintf("%s-after", tag);
+	double deadline;
+
+	pthread_mutex_init(&w.lock, NULL);
+	assert_int_equal(pthread_create(&w.thread, NULL, watch, &w), 0);
+	create_cluster(before);
+	deadline = now_s() + DEADLINE_S;
+	while (!watcher_saw(&w, before)) {
+		if (now_s() > deadline || atomic_load(&w.done)) {
+			watcher_stop(&w);
+			fail_msg("the event stream (status %ld) did not deliver cluster.create of %s",
+				 w.status, before);
+		}
+		pause_ms(10);
+	}
+	end_token();
+	create_cluster(after); /* an event: wakes every stream */
+	deadline = now_s() + DEADLINE_S;
+	while (!atomic_load(&w.done)) {
+		if (now_s() > deadline) {
+			watcher_stop(&w);
+			fail_msg("the event stream of the %s token is still open %d s later", tag,
+				 DEADLINE_S);
+		}
+		pause_ms(10);
+	}
+	watcher_stop(&w);
+	if (strstr(w.body, after))
+		fail_msg("the event stream of the %s token delivered an event after that: %s", tag,
+			 w.body);
+	free(w.body);
+	free(before);
+	free(after);
+}
+
+static char *stream_token;
+
+static void revoke_stream_token(void)
+{
+	struct th_response r;
+
+	th_json(&server, "DELETE", "/api/v1/tokens/stream-r", server.admin_token, NULL, &r);
+	assert_int_equal(r.status, 204);
+	th_response_free(&r);
+}
+
+static void expire_stream_token(void)
+{
+	assert_int_equal(wait_expired(stream_token), 0);
+}
+
+/* Revoking a token ends the event streams it opened. */
+static void test_revoked_token_ends_its_stream(void **state)
+{
+	(void)state;
+	stream_token = th_make_token(&server, "stream-r", "viewer");
+	check_stream_ends(stream_token, "revoked", revoke_stream_token);
+	free(stream_token);
+}
+
+/* So does its expiry. */
+static void test_expired_token_ends_its_stream(void **state)
+{
+	(void)state;
+	stream_token = make_expiring_token("stream-x", "viewer");
+	check_stream_ends(stream_token, "expired", expire_stream_token);
+	free(stream_token);
+}
+
 /* Last: after all of the above, the server still stops cleanly. */
 static void test_server_stops_cleanly(void **state)
 {
@@ -358,7 +597,7 @@ static void test_server_stops_cleanly(void **state)
 
 int main(void)
 {
-	size_t n = tn_routes_count + 2;
+	size_t n = tn_routes_count + 4;
 	struct CMUnitTest *tests = xcalloc(n, sizeof *tests);
 	char **names = xcalloc(n, sizeof *names);
 	int rc;
@@ -371,6 +610,8 @@ int main(void)
 						   .test_func = check_route,
 						   .initial_state = (void *)&tn_routes[i]};
 	}
+	tests[n - 3] = (struct CMUnitTest)cmocka_unit_test(test_revoked_token_ends_its_stream);
+	tests[n - 2] = (struct CMUnitTest)cmocka_unit_test(test_expired_token_ends_its_stream);
 	tests[n - 1] = (struct CMUnitTest)cmocka_unit_test(test_server_stops_cleanly);
 	rc = _cmocka_run_group_tests("api_roles", tests, n, group_setup, group_teardown);
 	for (size_t i = 0; i < n; i++)
