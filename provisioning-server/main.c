@@ -268,7 +268,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	if (optind < argc && strcmp(argv[optind], "backup") == 0) {
-		if (optind + 2 != argc) {
+		if (optind + 2 != argc || argv[optind + 1][0] == '\0') {
 			fputs("tender-server: backup needs one FILE\n", stderr);
 			return 2;
 		}

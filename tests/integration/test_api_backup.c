@@ -554,6 +554,23 @@ static void test_backup_without_file_is_usage_error(void **state)
 	run_free(&r);
 }
 
+/* An empty FILE is no file either (it used to get as far as the rename,
+ * failing with "backup : rename: No such file or directory", exit 1). */
+static void test_backup_to_empty_name_is_usage_error(void **state)
+{
+	struct fixture *fx = *state;
+	char *data = xasprintf("%s/var", fx->src.data_dir);
+	const char *args[] = {"backup", "", "--data", data, NULL};
+	struct run r;
+
+	run_server_cmd(fx->dir, args, &r);
+	assert_int_equal(r.status, 2);
+	if (!strstr(r.err, "FILE"))
+		fail_msg("`tender-server backup \"\"`: the message does not ask for FILE: %s", r.err);
+	run_free(&r);
+	free(data);
+}
+
 static void test_help_exits_0(void **state)
 {
 	struct fixture *fx = *state;
@@ -588,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_backup_into_missing_directory),
 		cmocka_unit_test(test_backup_without_database),
 		cmocka_unit_test(test_backup_without_file_is_usage_error),
+		cmocka_unit_test(test_backup_to_empty_name_is_usage_error),
 		cmocka_unit_test(test_help_exits_0),
 		cmocka_unit_test(test_unknown_option_exits_2),
 	};
