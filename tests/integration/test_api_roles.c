@@ -524,6 +524,16 @@ static void check_stream_ends(const char *token, const char *tag, void (*end_tok
 
 	pthread_mutex_init(&w.lock, NULL);
 	assert_int_equal(pthread_create(&w.thread, NULL, watch, &w), 0);
+	/* The stream starts after the newest event at the time it is opened;
+	 * its first bytes (a comment) say it is open. */
+	deadline = now_s() + DEADLINE_S;
+	while (!watcher_saw(&w, "")) {
+		if (now_s() > deadline || atomic_load(&w.done)) {
+			watcher_stop(&w);
+			fail_msg("the event stream (status %ld) did not open", w.status);
+		}
+		pause_ms(10);
+	}
 	create_cluster(before);
 	deadline = now_s() + DEADLINE_S;
 	while (!watcher_saw(&w, before)) {
