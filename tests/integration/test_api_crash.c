@@ -21,13 +21,17 @@
 
 #include <curl/curl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +60,9 @@ struct fixture {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool released;
+	bool resume;     /* on release, send the rest instead of aborting */
+	char *upload_body;
+	size_t upload_len;
 	uint64_t sent;
 	long upload_status;
 	CURLcode upload_result;
@@ -131,7 +138,7 @@ static size_t held_read(char *buf, size_t size, size_t n, void *ctx)
 	size_t want = size * n, got;
 
 	pthread_mutex_lock(&fx->lock);
-	if (fx->sent >= HOLD_AT) {
+	if (fx->sent >= HOLD_AT && !fx->resume) {
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -139,10 +146,12 @@ static size_t held_read(char *buf, size_t size, size_t n, void *ctx)
 		while (!fx->released)
 			if (pthread_cond_timedwait(&fx->cond, &fx->lock, &until) != 0)
 				break;
-		pthread_mutex_unlock(&fx->lock);
-		return CURL_READFUNC_ABORT;
+		if (!fx->resume) {
+			pthread_mutex_unlock(&fx->lock);
+			return CURL_READFUNC_ABORT;
+		}
 	}
-	if (want > HOLD_AT - fx->sent)
+	if (!fx->resume && want > HOLD_AT - fx->sent)
 		want = HOLD_AT - fx->sent;
 	pthread_mutex_unlock(&fx->lock);
 	got = fread(buf, 1, want, rd->f);
@@ -152,10 +161,14 @@ static size_t held_read(char *buf, size_t size, size_t n, void *ctx)
 	return got ? got : CURL_READFUNC_ABORT;
 }
 
-static size_t ignore_body(char *data, size_t size, size_t n, void *ctx)
+static size_t keep_body(char *data, size_t size, size_t n, void *ctx)
 {
-	(void)data;
-	(void)ctx;
+	struct fixture *fx = ctx;
+
+	fx->upload_body = xrealloc(fx->upload_body, fx->upload_len + size * n + 1);
+	memcpy(fx->upload_body + fx->upload_len, data, size * n);
+	fx->upload_len += size * n;
+	fx->upload_body[fx->upload_len] = '\0';
 	return size * n;
 }
 
@@ -177,7 +190,8 @@ static void *upload_held(void *arg)
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, held_read);
 	curl_easy_setopt(c, CURLOPT_READDATA, &rd);
 	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)fx->size);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ignore_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, fx);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)DEADLINE_S * 2);
@@ -192,16 +206,24 @@ static void *upload_held(void *arg)
 	return NULL;
 }
 
-static void release_uploader(struct fixture *fx)
+/* Lets the held upload go on: it aborts, or with resume sends the rest;
+ * then waits for its end. */
+static void release_uploader_to(struct fixture *fx, bool resume)
 {
 	if (!fx->uploader_running)
 		return;
 	pthread_mutex_lock(&fx->lock);
+	fx->resume = resume;
 	fx->released = true;
 	pthread_cond_broadcast(&fx->cond);
 	pthread_mutex_unlock(&fx->lock);
 	pthread_join(fx->uploader, NULL);
 	fx->uploader_running = false;
+}
+
+static void release_uploader(struct fixture *fx)
+{
+	release_uploader_to(fx, false);
 }
 
 /* ------------------------------------------------------------ fixtures */
@@ -255,8 +277,12 @@ static int setup(void **state)
 	struct fixture *fx = &the_fixture;
 
 	fx->released = false;
+	fx->resume = false;
 	fx->sent = 0;
 	fx->upload_status = 0;
+	free(fx->upload_body);
+	fx->upload_body = NULL;
+	fx->upload_len = 0;
 	th_server_start(&fx->srv, NULL);
 	fx->srv_up = true;
 	fx->token = th_make_token(&fx->srv, "uploader", "developer");
@@ -276,6 +302,8 @@ static int teardown(void **state)
 	release_uploader(fx);
 	free(fx->token);
 	fx->token = NULL;
+	free(fx->upload_body);
+	fx->upload_body = NULL;
 	return 0;
 }
 
@@ -574,12 +602,85 @@ static void test_sigterm_mid_upload_with_open_stream(void **state)
 	free(sha_dir);
 }
 
+/* A second tender-server started by mistake on the data directory of a
+ * running one is refused (exit 1, saying why) before it touches anything:
+ * the running server's upload in progress goes on and succeeds. */
+static void test_second_server_on_live_data_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char *tmp_dir = data_path(fx, "blobs/tmp");
+	char *data = xasprintf("%s/var", fx->srv.data_dir);
+	char *ready = xasprintf("%s/ready-second", fx->srv.data_dir);
+	char *log = xasprintf("%s/second.log", fx->srv.data_dir);
+	const char *argv[] = {TN_BUILDDIR "/tender-server", "--listen", "127.0.0.1:0", "--data",
+			      data, "--ready-file", ready, NULL};
+	double deadline;
+	char *text = NULL;
+	size_t len = 0;
+	struct stat st;
+	int status = 0;
+	pid_t pid;
+
+	start_held_upload(fx, tmp_dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	deadline = now_s() + DEADLINE_S;
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (stat(ready, &st) == 0 || now_s() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			fail_msg("a second tender-server on a live data directory %s",
+				 stat(ready, &st) == 0 ? "started serving" : "neither served nor exited");
+		}
+		pause_ms(10);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_int_equal(tn_read_file(log, 1 << 20, &text, &len, NULL), 0);
+	if (!strstr(text, "in use"))
+		fail_msg("the refused server does not say why: %s", text);
+	free(text);
+
+	/* The first server's upload survived: it completes, whole. */
+	if (largest_file(tmp_dir) < PARTIAL_AT)
+		fail_msg("the running server's partial upload is gone from blobs/tmp");
+	release_uploader_to(fx, true);
+	if (fx->upload_status != 201)
+		fail_msg("the upload in progress, resumed: %ld %s", fx->upload_status,
+			 fx->upload_body ? fx->upload_body : "");
+	{
+		json_t *j = json_loads(fx->upload_body, 0, NULL);
+
+		assert_string_equal(json_string_value(json_object_get(j, "sha256")), fx->sha);
+		json_decref(j);
+	}
+	assert_stops_cleanly(&fx->srv);
+
+	/* Once the first is gone, the directory is free again. */
+	th_server_restart(&fx->srv, NULL);
+	free(tmp_dir);
+	free(data);
+	free(ready);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill9_mid_upload_then_restart, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_mid_upload_with_open_stream, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_second_server_on_live_data_refused, setup,
 						teardown),
 	};
 
