@@ -115,8 +115,8 @@ void tn_auth_free(struct tn_auth *auth)
 /* The entry of hash, or NULL; call with the lock held. */
 static const struct entry *find(struct tn_auth *auth, const struct entry *key)
 {
-	const struct entry *e = bsearch(key, auth->entries, auth->n, sizeof *auth->entries,
-					by_hash);
+	const struct entry *e =
+	    bsearch(key, auth->entries, auth->n, sizeof *auth->entries, by_hash);
 
 	/* The search compares hashes, which tell an attacker nothing about a
 	 * secret; the final comparison is constant-time all the same. */

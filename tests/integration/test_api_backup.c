@@ -35,8 +35,8 @@
 #include "xalloc.h"
 
 #define DEADLINE_S 30
-#define ROUNDS 3          /* backups taken while the writer runs */
-#define WARMUP_ROWS 100   /* rows committed before the first backup */
+#define ROUNDS 3	/* backups taken while the writer runs */
+#define WARMUP_ROWS 100 /* rows committed before the first backup */
 
 static double now_s(void)
 {
@@ -100,7 +100,7 @@ static void run_server_cmd(const char *dir, const char *const *args, struct run 
 		}
 		pause_ms(5);
 	}
-	r->status = status == -1 ? -1
+	r->status = status == -1	? -1
 		    : WIFEXITED(status) ? WEXITSTATUS(status)
 					: 128 + WTERMSIG(status);
 	if (tn_read_file(out_path, 1 << 20, &r->out, &len, NULL) != 0)
@@ -125,7 +125,7 @@ static void run_free(struct run *r)
 #define TOKEN_EVERY 16
 
 struct row {
-	int n;        /* cluster load-%06d, or token load-tok-%06d */
+	int n;	      /* cluster load-%06d, or token load-tok-%06d */
 	int before;   /* backups started when its 201 arrived */
 	char *secret; /* a token's; NULL for a cluster */
 };
@@ -172,7 +172,7 @@ static void *write_loop(void *arg)
 				w->rows = xrealloc(w->rows, w->cap * sizeof *w->rows);
 			}
 			w->rows[w->nrows++] =
-				(struct row){n, before, token ? xstrdup(secret ? secret : "") : NULL};
+			    (struct row){n, before, token ? xstrdup(secret ? secret : "") : NULL};
 		} else if (w->errors++ == 0) {
 			snprintf(w->first_error, sizeof w->first_error, "POST %s: %ld %s", body,
 				 r.status, r.body);
@@ -422,8 +422,9 @@ static void test_backup_under_write_load(void **state)
 	if (w->errors)
 		fail_msg("%zu writes failed while backups ran; the first: %s", w->errors,
 			 w->first_error);
-	print_message("# %zu rows (clusters and tokens) written, %zu of them while a backup ran\n", w->nrows,
-		      during);
+	print_message("# %zu rows (clusters and tokens) written, %zu of them while a backup "
+		      "ran\n",
+		      w->nrows, during);
 
 	for (int g = 1; g <= ROUNDS; g++) {
 		struct stat st;
@@ -454,7 +455,8 @@ static void test_backup_under_write_load(void **state)
 		var = xasprintf("%s/var", c->data_dir);
 		db = xasprintf("%s/tender.db", var);
 		assert_int_equal(tn_mkdir_p(var, 0700, &err), 0);
-		assert_int_equal(tn_read_file(files[ROUNDS - 1], 1ull << 30, &bytes, &len, &err), 0);
+		assert_int_equal(tn_read_file(files[ROUNDS - 1], 1ull << 30, &bytes, &len, &err),
+				 0);
 		assert_int_equal(tn_write_file_atomic(db, bytes, len, 0600, &err), 0);
 		free(bytes);
 		th_server_restart(c, NULL); /* the first start on that directory */
@@ -566,7 +568,8 @@ static void test_backup_to_empty_name_is_usage_error(void **state)
 	run_server_cmd(fx->dir, args, &r);
 	assert_int_equal(r.status, 2);
 	if (!strstr(r.err, "FILE"))
-		fail_msg("`tender-server backup \"\"`: the message does not ask for FILE: %s", r.err);
+		fail_msg("`tender-server backup \"\"`: the message does not ask for FILE: %s",
+			 r.err);
 	run_free(&r);
 	free(data);
 }
@@ -601,13 +604,13 @@ static void test_unknown_option_exits_2(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backup_under_write_load),
-		cmocka_unit_test(test_backup_into_missing_directory),
-		cmocka_unit_test(test_backup_without_database),
-		cmocka_unit_test(test_backup_without_file_is_usage_error),
-		cmocka_unit_test(test_backup_to_empty_name_is_usage_error),
-		cmocka_unit_test(test_help_exits_0),
-		cmocka_unit_test(test_unknown_option_exits_2),
+	    cmocka_unit_test(test_backup_under_write_load),
+	    cmocka_unit_test(test_backup_into_missing_directory),
+	    cmocka_unit_test(test_backup_without_database),
+	    cmocka_unit_test(test_backup_without_file_is_usage_error),
+	    cmocka_unit_test(test_backup_to_empty_name_is_usage_error),
+	    cmocka_unit_test(test_help_exits_0),
+	    cmocka_unit_test(test_unknown_option_exits_2),
 	};
 
 	return cmocka_run_group_tests_name("api_backup", tests, setup, teardown);

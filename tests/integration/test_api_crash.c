@@ -42,25 +42,25 @@
 #include "zipwriter.h"
 
 #define PAYLOAD_BYTES (200u << 20)
-#define HOLD_AT (48u << 20)          /* bytes sent before the body is held */
-#define PARTIAL_AT (8u << 20)        /* a temp file this big is "mid-body" */
+#define HOLD_AT (48u << 20)   /* bytes sent before the body is held */
+#define PARTIAL_AT (8u << 20) /* a temp file this big is "mid-body" */
 #define DEADLINE_S 60
 
 struct fixture {
 	struct th_server srv;
 	bool srv_up;
-	char *dir;      /* temp dir of the fixture archive */
-	char *archive;  /* the bundle zip */
+	char *dir;     /* temp dir of the fixture archive */
+	char *archive; /* the bundle zip */
 	char sha[TN_SHA256_HEX_LEN + 1];
 	uint64_t size;
-	char *token;    /* a developer's */
+	char *token; /* a developer's */
 	/* The held upload. */
 	pthread_t uploader;
 	bool uploader_running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool released;
-	bool resume;     /* on release, send the rest instead of aborting */
+	bool resume; /* on release, send the rest instead of aborting */
 	char *upload_body;
 	size_t upload_len;
 	uint64_t sent;
@@ -237,8 +237,8 @@ static int group_setup(void **state)
 	static const char manifest[] = "{\"name\": \"bigbundle\", \"version\": \"1.0.0\"}\n";
 	void *payload = incompressible(PAYLOAD_BYTES, 42);
 	const struct zentry es[] = {
-		{.name = "bundle.json", .data = manifest, .len = sizeof manifest - 1},
-		{.name = "payload.bin", .data = payload, .len = PAYLOAD_BYTES},
+	    {.name = "bundle.json", .data = manifest, .len = sizeof manifest - 1},
+	    {.name = "payload.bin", .data = payload, .len = PAYLOAD_BYTES},
 	};
 	struct stat st;
 	struct tn_error err;
@@ -474,8 +474,10 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	char *sha_dir = data_path(fx, "blobs/sha256");
 	char *server_tmp = data_path(fx, "tmp");
 	char *db_path = data_path(fx, "tender.db");
-	struct th_request up = {.method = "POST", .token = fx->token,
-				.content_type = "application/zip", .upload_file = fx->archive};
+	struct th_request up = {.method = "POST",
+				.token = fx->token,
+				.content_type = "application/zip",
+				.upload_file = fx->archive};
 	struct th_response r;
 	uint64_t partial = 0;
 
@@ -518,7 +520,8 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	th_response_free(&r);
 	th_json(&fx->srv, "GET", "/api/v1/clusters/before", fx->token, NULL, &r);
 	if (r.status != 200)
-		fail_msg("a cluster created (201) before the crash is gone: %ld %s", r.status, r.body);
+		fail_msg("a cluster created (201) before the crash is gone: %ld %s", r.status,
+			 r.body);
 	th_response_free(&r);
 
 	/* 4. The same upload, whole this time. */
@@ -542,9 +545,8 @@ static void test_kill9_mid_upload_then_restart(void **state)
 		char hex[TN_SHA256_HEX_LEN + 1];
 		uint64_t len = 0;
 
-		assert_int_equal(download_hash(fx, "/api/v1/bundles/bigbundle/1.0.0/archive", hex,
-					       &len),
-				 200);
+		assert_int_equal(
+		    download_hash(fx, "/api/v1/bundles/bigbundle/1.0.0/archive", hex, &len), 200);
 		assert_int_equal(len, fx->size);
 		assert_string_equal(hex, fx->sha);
 	}
@@ -556,7 +558,6 @@ static void test_kill9_mid_upload_then_restart(void **state)
 	free(server_tmp);
 	free(db_path);
 }
-
 
 /* SIGTERM while an upload is half-way and an event stream is open: the
  * server ends the stream, drops the unfinished upload, and exits 0 in
@@ -612,8 +613,14 @@ static void test_second_server_on_live_data_refused(void **state)
 	char *data = xasprintf("%s/var", fx->srv.data_dir);
 	char *ready = xasprintf("%s/ready-second", fx->srv.data_dir);
 	char *log = xasprintf("%s/second.log", fx->srv.data_dir);
-	const char *argv[] = {TN_BUILDDIR "/tender-server", "--listen", "127.0.0.1:0", "--data",
-			      data, "--ready-file", ready, NULL};
+	const char *argv[] = {TN_BUILDDIR "/tender-server",
+			      "--listen",
+			      "127.0.0.1:0",
+			      "--data",
+			      data,
+			      "--ready-file",
+			      ready,
+			      NULL};
 	double deadline;
 	char *text = NULL;
 	size_t len = 0;
@@ -639,7 +646,8 @@ static void test_second_server_on_live_data_refused(void **state)
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			fail_msg("a second tender-server on a live data directory %s",
-				 stat(ready, &st) == 0 ? "started serving" : "neither served nor exited");
+				 stat(ready, &st) == 0 ? "started serving"
+						       : "neither served nor exited");
 		}
 		pause_ms(10);
 	}
@@ -676,12 +684,11 @@ static void test_second_server_on_live_data_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kill9_mid_upload_then_restart, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_mid_upload_with_open_stream, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_second_server_on_live_data_refused, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_kill9_mid_upload_then_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sigterm_mid_upload_with_open_stream, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_second_server_on_live_data_refused, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests_name("api_crash", tests, group_setup, group_teardown);

@@ -1,17 +1,20 @@
 /* test_api_roles.c - the role matrix of the management API, against a real
  * tender-server: every route of tn_routes[] (read from the server library,
  * so a new route is covered without touching this file) called by every
- * kind of caller: no token, an invalid token, viewer, developer, operator
- * and admin.
+ * kind of caller: no token, an invalid token, a revoked and an expired
+ * admin token, viewer, developer, operator and admin.
  *
  *   - a PUBLIC route never answers 401 or 403;
- *   - otherwise no token or an invalid one is 401 with a message;
+ *   - otherwise a caller without a valid token gets 401 with a message;
  *   - a role below the route's is 403, and the message names the role
  *     needed;
  *   - a role at or above it is neither 401 nor 403 (nor a 5xx): the request
  *     may still be 400 or 404, since the path parameters are dummies.
  *
- * One TAP test case per route, so a failure names the route. */
+ * One TAP test case per route, so a failure names the route.  Before them,
+ * the table is checked against DESIGN §3; after them, an open event stream
+ * must end when its token is revoked or expires, and the server must stop
+ * cleanly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,9 +43,9 @@ static const char *const dummy_params[] = {"educa", "1.0.0", "x", "y"};
 struct caller {
 	const char *label;
 	const char *token_name; /* NULL: no token created */
-	enum tn_role role;      /* TN_ROLE_PUBLIC: not authenticated */
+	enum tn_role role;	/* TN_ROLE_PUBLIC: not authenticated */
 	bool revoked;
-	char *token;            /* NULL: no Authorization header */
+	char *token; /* NULL: no Authorization header */
 };
 
 #define DEADLINE_S 10
@@ -50,14 +53,14 @@ struct caller {
 /* Token names must not contain a role name: the 403 message is checked for
  * the needed role's name. */
 static struct caller callers[] = {
-	{"no token", NULL, TN_ROLE_PUBLIC, false, NULL},
-	{"invalid token", NULL, TN_ROLE_PUBLIC, false, NULL},
-	{"revoked admin token", "matrix-r", TN_ROLE_PUBLIC, true, NULL},
-	{"expired admin token", "matrix-x", TN_ROLE_PUBLIC, false, NULL},
-	{"viewer", "matrix-v", TN_ROLE_VIEWER, false, NULL},
-	{"developer", "matrix-d", TN_ROLE_DEVELOPER, false, NULL},
-	{"operator", "matrix-o", TN_ROLE_OPERATOR, false, NULL},
-	{"admin", "matrix-a", TN_ROLE_ADMIN, false, NULL},
+    {"no token", NULL, TN_ROLE_PUBLIC, false, NULL},
+    {"invalid token", NULL, TN_ROLE_PUBLIC, false, NULL},
+    {"revoked admin token", "matrix-r", TN_ROLE_PUBLIC, true, NULL},
+    {"expired admin token", "matrix-x", TN_ROLE_PUBLIC, false, NULL},
+    {"viewer", "matrix-v", TN_ROLE_VIEWER, false, NULL},
+    {"developer", "matrix-d", TN_ROLE_DEVELOPER, false, NULL},
+    {"operator", "matrix-o", TN_ROLE_OPERATOR, false, NULL},
+    {"admin", "matrix-a", TN_ROLE_ADMIN, false, NULL},
 };
 #define NCALLERS (sizeof callers / sizeof callers[0])
 
@@ -104,8 +107,7 @@ static size_t probe_header(char *data, size_t size, size_t n, void *ctx)
 
 /* One request; the status and body, whatever the body's shape.  Aborts the
  * test when the server cannot be reached at all. */
-static void probe(const char *method, const char *path, const char *token,
-		  struct probe_result *out)
+static void probe(const char *method, const char *path, const char *token, struct probe_result *out)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
@@ -153,8 +155,8 @@ static void probe(const char *method, const char *path, const char *token,
 static char *error_message(const struct probe_result *r)
 {
 	json_t *root = json_loadb(r->body, r->len, 0, NULL);
-	const char *m = json_string_value(
-		json_object_get(json_object_get(root, "error"), "message"));
+	const char *m =
+	    json_string_value(json_object_get(json_object_get(root, "error"), "message"));
 	char *out = xstrdup(m ? m : "");
 
 	json_decref(root);
@@ -200,11 +202,11 @@ static void pause_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A token of role that expires a second from now (ttl_s 1); its secret. */
+/* A token of role that expires a second from now (ttl_s 1); its secret,
+ * or NULL when the server refused it. */
 static char *make_expiring_token(const char *name, const char *role)
 {
-	char *body = xasprintf("{\"name\": \"%s\", \"role\": \"%s\", \"ttl_s\": 1}", name,
-			       role);
+	char *body = xasprintf("{\"name\": \"%s\", \"role\": \"%s\", \"ttl_s\": 1}", name, role);
 	struct th_response r;
 	char *secret = NULL;
 
@@ -215,7 +217,7 @@ static char *make_expiring_token(const char *name, const char *role)
 		fprintf(stderr, "creating token %s: %ld %s\n", name, r.status, r.body);
 	th_response_free(&r);
 	free(body);
-	return secret ? secret : xstrdup("");
+	return secret;
 }
 
 /* Polls until token is refused (401), at most DEADLINE_S; 0 once it is. */
@@ -269,6 +271,8 @@ static int group_setup(void **state)
 			continue;
 		if (c->role == TN_ROLE_PUBLIC && !c->revoked) {
 			c->token = make_expiring_token(c->token_name, "admin");
+			if (!c->token)
+				return -1;
 			continue;
 		}
 		c->token = th_make_token(&server, c->token_name,
@@ -331,12 +335,13 @@ static void check_route(void **state)
 					 who->label, res.status, msg);
 		} else if (who->role == TN_ROLE_PUBLIC) {
 			if (res.status != 401)
-				fail_msg("%s %s with %s: expected 401, got %ld: %s", r->method, path,
-					 who->label, res.status, msg);
+				fail_msg("%s %s with %s: expected 401, got %ld: %s", r->method,
+					 path, who->label, res.status, msg);
 			if (strstr(msg, "token") == NULL)
-				fail_msg("%s %s with %s: the 401 message \"%s\" does not speak of the "
-					 "token",
-					 r->method, path, who->label, msg);
+				fail_msg(
+				    "%s %s with %s: the 401 message \"%s\" does not speak of the "
+				    "token",
+				    r->method, path, who->label, msg);
 		} else if (who->role < r->role) {
 			if (res.status != 403)
 				fail_msg("%s %s needs %s; %s got %ld, expected 403: %s", r->method,
@@ -371,11 +376,13 @@ static bool under(const char *pattern, const char *prefix)
  * (then this function needs the new resource). */
 static int design_role(const char *method, const char *pattern)
 {
-	static const char *const public_routes[] = {"/healthz", "/metrics", "/install.sh",
+	static const char *const public_routes[] = {"/healthz",
+						    "/metrics",
+						    "/install.sh",
 						    "/downloads/tender-agent",
-						    "/downloads/tender-agent.sha256", NULL};
-	static const char *const developer[] = {"/api/v1/bundles", "/api/v1/distributions",
-						NULL};
+						    "/downloads/tender-agent.sha256",
+						    NULL};
+	static const char *const developer[] = {"/api/v1/bundles", "/api/v1/distributions", NULL};
 	static const char *const operator[] = {"/api/v1/clusters", "/api/v1/targets",
 					       "/api/v1/rollouts", "/api/v1/enrollment-tokens",
 					       "/api/v1/webhooks", NULL};
@@ -539,8 +546,9 @@ static void check_stream_ends(const char *token, const char *tag, void (*end_tok
 	while (!watcher_saw(&w, before)) {
 		if (now_s() > deadline || atomic_load(&w.done)) {
 			watcher_stop(&w);
-			fail_msg("the event stream (status %ld) did not deliver cluster.create of %s",
-				 w.status, before);
+			fail_msg(
+			    "the event stream (status %ld) did not deliver cluster.create of %s",
+			    w.status, before);
 		}
 		pause_ms(10);
 	}
@@ -594,6 +602,7 @@ static void test_expired_token_ends_its_stream(void **state)
 {
 	(void)state;
 	stream_token = make_expiring_token("stream-x", "viewer");
+	assert_non_null(stream_token);
 	check_stream_ends(stream_token, "expired", expire_stream_token);
 	free(stream_token);
 }
