@@ -12,7 +12,12 @@
  * libcurl read callback in a thread.  The callback holds the body after
  * HOLD_AT bytes (the server then waits for the rest), the test polls
  * blobs/tmp until the server has written a partial file, and kills it
- * there: the kill lands mid-body every time, with no timing guess. */
+ * there: the kill lands mid-body every time, with no timing guess.
+ *
+ * The same held upload serves two more cases: SIGTERM mid-upload with an
+ * event stream open (exit 0, clean log, nothing of the upload kept), and a
+ * second tender-server started on the live data directory (refused before
+ * it touches anything; the first one's upload then completes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
