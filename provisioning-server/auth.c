@@ -112,6 +112,36 @@ void tn_auth_free(struct tn_auth *auth)
 	free(auth);
 }
 
+/* The entry of hash, or NULL; call with the lock held. */
+static const struct entry *find(struct tn_auth *auth, const struct entry *key)
+{
+	const struct entry *e =
+	    bsearch(key, auth->entries, auth->n, sizeof *auth->entries, by_hash);
+
+	/* The search compares hashes, which tell an attacker nothing about a
+	 * secret; the final comparison is constant-time all the same. */
+	return e && CRYPTO_memcmp(e->hash, key->hash, 64) == 0 ? e : NULL;
+}
+
+static bool expired(const struct entry *e)
+{
+	return e->expires != 0 && (e->expires == (time_t)-1 || e->expires <= time(NULL));
+}
+
+bool tn_auth_hash_valid(struct tn_auth *auth, const char hash[65])
+{
+	struct entry key;
+	const struct entry *e;
+	bool valid;
+
+	memcpy(key.hash, hash, 65);
+	pthread_rwlock_rdlock(&auth->lock);
+	e = find(auth, &key);
+	valid = e && !expired(e);
+	pthread_rwlock_unlock(&auth->lock);
+	return valid;
+}
+
 int tn_auth_check(struct tn_auth *auth, const char *token, struct tn_principal *who,
 		  struct tn_error *err)
 {
@@ -121,12 +151,10 @@ int tn_auth_check(struct tn_auth *auth, const char *token, struct tn_principal *
 
 	tn_token_hash(token, key.hash);
 	pthread_rwlock_rdlock(&auth->lock);
-	e = bsearch(&key, auth->entries, auth->n, sizeof *auth->entries, by_hash);
-	/* The search compares hashes, which tell an attacker nothing about a
-	 * secret; the final comparison is constant-time all the same. */
-	if (!e || CRYPTO_memcmp(e->hash, key.hash, 64) != 0)
+	e = find(auth, &key);
+	if (!e)
 		rc = tn_fail(err, TN_E_UNAUTHORIZED, "invalid token");
-	else if (e->expires != 0 && (e->expires == (time_t)-1 || e->expires <= time(NULL)))
+	else if (expired(e))
 		rc = tn_fail(err, TN_E_UNAUTHORIZED, "token \"%s\" has expired", e->name);
 	else {
 		who->role = e->role;

@@ -3,6 +3,8 @@
 #ifndef TN_AUTH_H
 #define TN_AUTH_H
 
+#include <stdbool.h>
+
 #include "error.h"
 #include "router.h"
 
@@ -19,6 +21,11 @@ int tn_auth_reload(struct tn_auth *auth, struct tn_error *err) TN_MUST_CHECK;
 /* Fills *who for a valid, unexpired token; TN_E_UNAUTHORIZED otherwise. */
 int tn_auth_check(struct tn_auth *auth, const char *token, struct tn_principal *who,
 		  struct tn_error *err) TN_MUST_CHECK;
+
+/* Whether the token stored as hash (tn_token_hash) is still valid: neither
+ * revoked nor expired since it was checked.  Long-lived responses (the
+ * event stream) ask again as they go, so that they stop with the token. */
+bool tn_auth_hash_valid(struct tn_auth *auth, const char hash[65]);
 
 /* A new random secret: prefix + 43 characters of base64url (256 bits).
  * Caller frees. */

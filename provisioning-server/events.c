@@ -6,8 +6,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -52,6 +54,7 @@ int tn_api_events_list(struct tn_request *req, struct tn_response *resp, struct 
 
 struct stream {
 	struct tn_server *srv;
+	char token_hash[65]; /* the caller's: the stream ends with the token */
 	char *after;    /* id of the last event sent, as text */
 	char *pending;  /* formatted events not yet handed to the HTTP layer */
 	size_t len, off;
@@ -95,6 +98,13 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
 	size_t n;
 
 	(void)pos;
+	/* Revoked or expired since the stream began: send nothing more (a
+	 * revocation wakes every stream, so this is at once). */
+	if (!tn_auth_hash_valid(s->srv->auth, s->token_hash)) {
+		tn_log(TN_LOG_INFO, "events", "stream_ended", "{s:s}", "reason",
+		       "token revoked or expired");
+		return -1;
+	}
 	if (s->off == s->len && fill(s) == 0) {
 		if (time(NULL) - s->last_write < KEEPALIVE_S)
 			return 0;
@@ -124,6 +134,7 @@ static const struct tn_stream_ops stream_ops = {stream_read, stream_free};
 int tn_api_events_stream(struct tn_request *req, struct tn_response *resp, struct tn_error *err)
 {
 	const char *from = tn_request_header(req, "Last-Event-ID");
+	const char *auth = tn_request_header(req, "Authorization");
 	struct stream *s;
 	int64_t last = 0;
 	int rc;
@@ -140,8 +151,11 @@ int tn_api_events_stream(struct tn_request *req, struct tn_response *resp, struc
 	} else if ((rc = tn_store_event_last_id(req->srv->store, &last, err)) != 0) {
 		return rc;
 	}
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+		return tn_fail(err, TN_E_UNAUTHORIZED, "missing credentials");
 	s = xcalloc(1, sizeof *s);
 	s->srv = req->srv;
+	tn_token_hash(auth + 7, s->token_hash);
 	s->after = from ? xstrdup(from) : xasprintf("%lld", (long long)last);
 	s->last_write = time(NULL);
 	/* An initial comment gets headers and a first byte to the client. */

@@ -3,11 +3,13 @@
  * blob store and the signing key, serves HTTP until SIGINT or SIGTERM, and
  * `tender-server backup FILE` copies the live database. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,6 +192,34 @@ static int create_admin_token(struct tn_server *srv, const char *file, struct tn
 	return rc;
 }
 
+static int data_lock_fd = -1;
+
+/* One server per data directory: start-up empties DATA/tmp and
+ * DATA/blobs/tmp, which would destroy a running server's uploads.  The
+ * lock (flock on DATA/lock) goes with the process, kill -9 included;
+ * `backup` does not take it. */
+static int lock_data_dir(const char *data, int *fd_out, struct tn_error *err)
+{
+	char *path = xasprintf("%s/lock", data);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int rc = 0;
+
+	if (fd < 0) {
+		rc = tn_fail_errno(err, errno, "open %s", path);
+	} else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			rc = tn_fail(err, TN_E_CONFLICT,
+				     "data directory %s is in use by another tender-server", data);
+		else
+			rc = tn_fail_errno(err, errno, "lock %s", path);
+		close(fd);
+	} else {
+		*fd_out = fd;
+	}
+	free(path);
+	return rc;
+}
+
 static int open_server(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
 	char *db = NULL, *keyfile = NULL;
@@ -204,7 +234,9 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	db = xasprintf("%s/tender.db", o->data);
 	keyfile = xasprintf("%s/server.key", o->data);
 	first = stat(db, &st) != 0;
-	if ((rc = tn_mkdir_p(o->data, 0700, err)) || (rc = tn_remove_tree(srv->tmp_dir, err)) ||
+	if ((rc = tn_mkdir_p(o->data, 0700, err)) ||
+	    (rc = lock_data_dir(o->data, &data_lock_fd, err)) ||
+	    (rc = tn_remove_tree(srv->tmp_dir, err)) ||
 	    (rc = tn_mkdir_p(srv->tmp_dir, 0700, err)) ||
 	    (rc = tn_store_open(db, &srv->store, err)) ||
 	    (rc = tn_blobstore_open(o->data, &srv->blobs, err)) ||
@@ -231,6 +263,9 @@ static void close_server(struct tn_server *srv)
 	tn_store_close(srv->store);
 	free(srv->tmp_dir);
 	free(srv->data_dir);
+	if (data_lock_fd >= 0) /* last: the directory is free once all is closed */
+		close(data_lock_fd);
+	data_lock_fd = -1;
 }
 
 static int run_backup(const char *data, const char *dest)
@@ -273,7 +308,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	if (optind < argc && strcmp(argv[optind], "backup") == 0) {
-		if (optind + 2 != argc) {
+		if (optind + 2 != argc || argv[optind + 1][0] == '\0') {
 			fputs("tender-server: backup needs one FILE\n", stderr);
 			return 2;
 		}
