@@ -2,9 +2,9 @@
  * connection per thread with its own cache of prepared statements, and the
  * functions of store.h.  All of the server's SQL lives in this file.
  *
- * Schema (migration 1; times are RFC 3339 UTC text, which sorts by time;
- * JSON columns hold canonical JSON text, keys sorted, so equal values are
- * equal strings):
+ * Schema (migrations 1 and 2; times are RFC 3339 UTC text, which sorts by
+ * time; JSON columns hold canonical JSON text, keys sorted, so equal values
+ * are equal strings):
  *
  *   bundles(id, name, version, major, minor, micro, qualifier, sha256, size,
  *           manifest, created, created_by)
@@ -23,11 +23,25 @@
  *   targets(seq, id 't-...' UNIQUE, cluster_id CASCADE, provider, instance,
  *           address, state, phase, health, generation, desired_release,
  *           actual_release, last_result, last_message, last_seen, inventory,
- *           config, token_hash UNIQUE, created, updated)
+ *           config, token_hash UNIQUE, created, updated,
+ *           [2] run_release, prepare_release, doc_body, doc_sig, doc_etag,
+ *           bundles, logs, agent_port)
  *       seq (the rowid) gives lists their creation order; ids are random.
+ *       token_hash is the sha256 of the agent's token (NULL: not enrolled,
+ *       or revoked).  The desired document (DESIGN §2) is generation,
+ *       run_release and prepare_release (RELEASE json or NULL), the lifecycle
+ *       state, and the signed body exactly as served with its signature and
+ *       etag; desired_release is run_release's id, kept for lists and
+ *       counts.  bundles is the json array the agent last reported, logs a
+ *       json object {bundle: log tail}, merged report by report; agent_port
+ *       is its agent-check port (NULL: unknown).
  *   rollouts(seq, id 'r-...' UNIQUE, cluster_id CASCADE, from_revision_id,
  *           to_revision_id, state, strategy, created_by, created, updated)
- *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message)
+ *       [2] at most one active (pending_approval, running, paused) per
+ *       cluster: a partial unique index holds that, the functions name the
+ *       rollout in the way first.
+ *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message,
+ *           [2] from_release, to_release)   RELEASE json of each side.
  *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
  *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
  *           CASCADE, uses_left, expires, created_by, created)
@@ -223,6 +237,21 @@ static const char *const migrations[] = {
 	"  object_id TEXT,"
 	"  outcome TEXT,"
 	"  detail TEXT);",
+
+	/* 2: what agents and a minimal rollout need */
+	"ALTER TABLE targets ADD COLUMN run_release TEXT;"
+	"ALTER TABLE targets ADD COLUMN prepare_release TEXT;"
+	"ALTER TABLE targets ADD COLUMN doc_body TEXT;"
+	"ALTER TABLE targets ADD COLUMN doc_sig TEXT;"
+	"ALTER TABLE targets ADD COLUMN doc_etag TEXT;"
+	"ALTER TABLE targets ADD COLUMN bundles TEXT;"
+	"ALTER TABLE targets ADD COLUMN logs TEXT;"
+	"ALTER TABLE targets ADD COLUMN agent_port INTEGER;"
+	"ALTER TABLE rollout_targets ADD COLUMN from_release TEXT;"
+	"ALTER TABLE rollout_targets ADD COLUMN to_release TEXT;"
+	"CREATE UNIQUE INDEX rollouts_one_active ON rollouts(cluster_id)"
+	"  WHERE state IN ('pending_approval', 'running', 'paused');"
+	"CREATE INDEX rollouts_cluster_seq ON rollouts(cluster_id, seq);",
 };
 
 /* clang-format on */
@@ -301,6 +330,38 @@ enum stmt_id {
 	ST_EVENT_LIST,
 	ST_EVENT_LAST,
 
+	ST_TARGET_BY_TOKEN,
+	ST_TARGET_REVOKE,
+	ST_ENROLL_INSERT_BOUND,
+	ST_ENROLL_FIND,
+	ST_ENROLL_TARGET_STATE,
+	ST_ENROLL_TARGET_SET,
+	ST_ENROLL_USE,
+	ST_DOC_GET,
+	ST_DOC_PUT,
+	ST_TARGET_GENERATION,
+	ST_CLUSTER_TARGET_IDS,
+	ST_TARGET_LOGS,
+	ST_TARGET_UPDATE,
+
+	ST_ROLLOUT_ACTIVE,
+	ST_REVISION_CURRENT,
+	ST_ROLLOUT_INSERT,
+	ST_TARGET_CLUSTER,
+	ST_ROLLOUT_TARGET_INSERT,
+	ST_ROLLOUT_GET,
+	ST_ROLLOUT_LIST,
+	ST_ROLLOUT_LIST_CLUSTER,
+	ST_ROLLOUT_TARGETS,
+	ST_ROLLOUT_APPROVALS,
+	ST_ROLLOUT_SET_STATE,
+	ST_ROLLOUT_FIND,
+	ST_APPROVAL_INSERT,
+	ST_CLUSTER_SET_REVISION_AT,
+	ST_ROLLOUT_TOUCH,
+	ST_ROLLOUT_TARGET_SET,
+	ST_ROLLOUT_FOR_TARGET,
+
 	ST_COUNT
 };
 
@@ -317,9 +378,19 @@ enum stmt_id {
 #define TARGET_SELECT                                                                              \
 	"SELECT t.seq, t.id, c.name, t.provider, t.instance, t.address, t.state, t.phase,"         \
 	" t.health, t.generation, t.desired_release, t.actual_release, t.last_result,"             \
-	" t.last_message, t.last_seen, t.inventory, t.config, t.created, t.updated"                \
+	" t.last_message, t.last_seen, t.inventory, t.config, t.created, t.updated,"               \
+	" t.bundles, t.agent_port"                                                                 \
 	" FROM targets t JOIN clusters c ON c.id = t.cluster_id"
 #define ACTIVE_ROLLOUT "('pending_approval', 'running', 'paused')"
+#define ROLLOUT_SELECT                                                                             \
+	"SELECT o.seq, o.id, c.name, fd.name || '@' || fd.version,"                               \
+	" td.name || '@' || td.version, fr.number, tr.number, o.state, o.strategy,"                \
+	" o.created_by, o.created, o.updated"                                                      \
+	" FROM rollouts o JOIN clusters c ON c.id = o.cluster_id"                                  \
+	" LEFT JOIN cluster_revisions fr ON fr.id = o.from_revision_id"                            \
+	" LEFT JOIN distributions fd ON fd.id = fr.distribution_id"                                \
+	" JOIN cluster_revisions tr ON tr.id = o.to_revision_id"                                   \
+	" LEFT JOIN distributions td ON td.id = tr.distribution_id"
 
 static const char *const statement_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -440,6 +511,83 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_EVENT_LIST] = "SELECT id, at, actor, action, object_type, object_id, outcome, detail"
 			  " FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
 	[ST_EVENT_LAST] = "SELECT coalesce(max(id), 0) FROM events",
+
+	[ST_TARGET_BY_TOKEN] = "SELECT id FROM targets WHERE token_hash = ?1"
+			       " AND state <> 'removed'",
+	[ST_TARGET_REVOKE] = "UPDATE targets SET token_hash = NULL, updated = ?2 WHERE id = ?1",
+	[ST_ENROLL_INSERT_BOUND] = "INSERT INTO enrollment_tokens (token_hash, cluster_id,"
+				   " target_id, uses_left, expires, created_by, created)"
+				   " SELECT ?1, cluster_id, id, 1, ?3, ?4, ?5 FROM targets"
+				   " WHERE id = ?2",
+	[ST_ENROLL_FIND] = "SELECT id, cluster_id, target_id, uses_left, expires"
+			   " FROM enrollment_tokens WHERE token_hash = ?1",
+	[ST_ENROLL_TARGET_STATE] = "SELECT state FROM targets WHERE id = ?1",
+	[ST_ENROLL_TARGET_SET] = "UPDATE targets SET token_hash = ?2,"
+				 " inventory = coalesce(?3, inventory),"
+				 " address = coalesce(?4, address),"
+				 " agent_port = coalesce(?5, agent_port),"
+				 " state = CASE state WHEN 'provisioning' THEN 'enrolled'"
+				 " ELSE state END, last_seen = ?6, updated = ?6 WHERE id = ?1",
+	[ST_ENROLL_USE] = "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
+	[ST_DOC_GET] = "SELECT c.name, t.state, t.generation, t.run_release, t.prepare_release,"
+		       " t.config, c.lb, t.doc_body, t.doc_sig, t.doc_etag"
+		       " FROM targets t JOIN clusters c ON c.id = t.cluster_id WHERE t.id = ?1",
+	[ST_DOC_PUT] = "UPDATE targets SET generation = ?2 + 1, run_release = ?3,"
+		       " prepare_release = ?4, desired_release = ?5, state = coalesce(?6, state),"
+		       " doc_body = ?7, doc_sig = ?8, doc_etag = ?9, updated = ?10"
+		       " WHERE id = ?1 AND generation = ?2",
+	[ST_TARGET_GENERATION] = "SELECT generation FROM targets WHERE id = ?1",
+	[ST_CLUSTER_TARGET_IDS] = "SELECT id FROM targets WHERE cluster_id = ?1"
+				  " AND state <> 'removed' ORDER BY seq",
+	[ST_TARGET_LOGS] = "SELECT logs FROM targets WHERE id = ?1",
+	[ST_TARGET_UPDATE] = "UPDATE targets SET state = coalesce(?2, state),"
+			     " phase = coalesce(?3, phase), health = coalesce(?4, health),"
+			     " actual_release = coalesce(?5, actual_release),"
+			     " last_result = coalesce(?6, last_result),"
+			     " last_message = coalesce(?7, last_message),"
+			     " bundles = coalesce(?8, bundles), logs = coalesce(?9, logs),"
+			     " last_seen = CASE WHEN ?10 THEN ?11 ELSE last_seen END,"
+			     " updated = ?11 WHERE id = ?1",
+
+	[ST_ROLLOUT_ACTIVE] = "SELECT id, state FROM rollouts WHERE cluster_id = ?1"
+			      " AND state IN " ACTIVE_ROLLOUT " ORDER BY seq LIMIT 1",
+	[ST_REVISION_CURRENT] = "SELECT c.current_revision_id, r.distribution_id,"
+				" (SELECT coalesce(max(number), 0) FROM cluster_revisions"
+				" WHERE cluster_id = c.id)"
+				" FROM clusters c"
+				" LEFT JOIN cluster_revisions r ON r.id = c.current_revision_id"
+				" WHERE c.id = ?1",
+	[ST_ROLLOUT_INSERT] = "INSERT INTO rollouts (id, cluster_id, from_revision_id,"
+			      " to_revision_id, state, strategy, created_by, created, updated)"
+			      " VALUES (?1, ?2, ?3, ?4, 'pending_approval', ?5, ?6, ?7, ?7)",
+	[ST_TARGET_CLUSTER] = "SELECT cluster_id FROM targets WHERE id = ?1",
+	[ST_ROLLOUT_TARGET_INSERT] = "INSERT INTO rollout_targets (rollout_id, target_id, batch,"
+				     " state, from_release, to_release)"
+				     " VALUES (?1, ?2, 0, 'pending', ?3, ?4)",
+	[ST_ROLLOUT_GET] = ROLLOUT_SELECT " WHERE o.id = ?1",
+	[ST_ROLLOUT_LIST] = ROLLOUT_SELECT " WHERE o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
+	[ST_ROLLOUT_LIST_CLUSTER] = ROLLOUT_SELECT " WHERE o.seq < ?1 AND o.cluster_id ="
+						   " (SELECT id FROM clusters WHERE name = ?3)"
+						   " ORDER BY o.seq DESC LIMIT ?2",
+	[ST_ROLLOUT_TARGETS] = "SELECT x.batch, x.target_id, x.state, x.message, x.from_release,"
+			       " x.to_release FROM rollout_targets x"
+			       " JOIN targets t ON t.id = x.target_id"
+			       " WHERE x.rollout_id = ?1 ORDER BY x.batch, t.seq",
+	[ST_ROLLOUT_APPROVALS] = "SELECT approved_by, at, batch FROM rollout_approvals"
+				 " WHERE rollout_id = ?1 ORDER BY id",
+	[ST_ROLLOUT_SET_STATE] = "UPDATE rollouts SET state = ?2, updated = ?3 WHERE id = ?1",
+	[ST_ROLLOUT_FIND] = "SELECT cluster_id, to_revision_id, state FROM rollouts WHERE id = ?1",
+	[ST_APPROVAL_INSERT] = "INSERT INTO rollout_approvals (rollout_id, approved_by, at, batch)"
+			       " VALUES (?1, ?2, ?3, ?4)",
+	[ST_CLUSTER_SET_REVISION_AT] = "UPDATE clusters SET current_revision_id = ?2, updated = ?3"
+				       " WHERE id = ?1",
+	[ST_ROLLOUT_TOUCH] = "UPDATE rollouts SET updated = ?2 WHERE id = ?1",
+	[ST_ROLLOUT_TARGET_SET] = "UPDATE rollout_targets SET state = ?3, message = ?4"
+				  " WHERE rollout_id = ?1 AND target_id = ?2",
+	[ST_ROLLOUT_FOR_TARGET] = "SELECT o.id, o.state, x.state, x.from_release, x.to_release"
+				  " FROM rollout_targets x JOIN rollouts o ON o.id = x.rollout_id"
+				  " WHERE x.target_id = ?1 AND o.state IN " ACTIVE_ROLLOUT
+				  " ORDER BY o.seq DESC LIMIT 1",
 };
 
 /* clang-format on */
@@ -2494,7 +2642,8 @@ int tn_store_cluster_count(struct tn_store *store, int64_t *out, struct tn_error
 
 /* Row (TARGET_SELECT): seq, id, cluster, provider, instance, address, state,
  * phase, health, generation, desired_release, actual_release, last_result,
- * last_message, last_seen, inventory, config, created, updated. */
+ * last_message, last_seen, inventory, config, created, updated, bundles,
+ * agent_port. */
 static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
 {
 	json_t *last =
@@ -2502,15 +2651,17 @@ static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn
 		? json_null()
 		: json_pack("{s:o, s:o}", "result", col_str(st, 12), "message", col_str(st, 13));
 
-	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o,"
-			 " s:o, s:o, s:o, s:o}",
-			 "id", col_str(st, 1), "cluster", col_str(st, 2), "provider",
-			 col_str(st, 3), "instance", col_str(st, 4), "address", col_str(st, 5),
-			 "state", col_str(st, 6), "phase", col_str(st, 7), "health", col_str(st, 8),
-			 "desired", "release", col_str(st, 10), "generation", col_int(st, 9),
-			 "actual", col_str(st, 11), "last_result", last, "last_seen",
-			 col_str(st, 14), "inventory", col_json(st, 15), "config", col_json(st, 16),
-			 "created", col_str(st, 17), "updated", col_str(st, 18));
+	*out = json_pack(
+	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o,"
+	    " s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "id", col_str(st, 1), "cluster", col_str(st, 2), "provider", col_str(st, 3), "instance",
+	    col_str(st, 4), "address", col_str(st, 5), "state", col_str(st, 6), "phase",
+	    col_str(st, 7), "health", col_str(st, 8), "desired", "release", col_str(st, 10),
+	    "generation", col_int(st, 9), "actual", col_str(st, 11), "last_result", last,
+	    "last_seen", col_str(st, 14), "inventory", col_json(st, 15), "config", col_json(st, 16),
+	    "created", col_str(st, 17), "updated", col_str(st, 18), "bundles", col_json(st, 19),
+	    "agent_port",
+	    sqlite3_column_type(st, 20) == SQLITE_NULL ? json_null() : col_int(st, 20));
 	return 0;
 }
 
@@ -3046,4 +3197,1282 @@ out:
 int tn_store_event_last_id(struct tn_store *store, int64_t *out, struct tn_error *err)
 {
 	return count_query(store, ST_EVENT_LAST, out, err);
+}
+
+/* ------------------------------------------------------------ transactions */
+
+int tn_store_begin(struct tn_store *store, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (!ret)
+		ret = tx_begin(c, err);
+	return ret;
+}
+
+int tn_store_commit(struct tn_store *store, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		return ret;
+	if (c->tx_depth == 0)
+		return tn_fail(err, TN_E_INTERNAL, "database: commit without a transaction");
+	return tx_commit(c, err);
+}
+
+void tn_store_rollback(struct tn_store *store)
+{
+	/* No connection yet: no transaction either. */
+	struct conn *c = pthread_getspecific(store->key);
+
+	if (c && c->tx_depth > 0)
+		tx_rollback(c);
+}
+
+/* ------------------------------------------------------------ agents */
+
+static const char *const phases[] = {
+    "idle", "preparing", "prepared", "switching", "committing", "rolling_back", NULL,
+};
+/* stale is the server's verdict on a silent agent, never an agent's report. */
+static const char *const healths[] = {"unknown", "healthy", "unhealthy", "stale", NULL};
+static const char *const results[] = {"succeeded", "failed", NULL};
+
+/* The column's JSON, or NULL (not json null) for SQL NULL; caller decrefs. */
+static json_t *col_json_opt(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : col_json(st, i);
+}
+
+/* A copy of the column's text, or NULL for SQL NULL; caller frees. */
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? xstrdup(s) : NULL;
+}
+
+static json_t *col_int_opt(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : col_int(st, i);
+}
+
+int tn_store_target_enrollment_token_create(struct tn_store *store, const char *target_id,
+					    const char *token_hash, const char *expires,
+					    const char *actor, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int rc, ret;
+
+	if (!sha256_hex_valid(token_hash) || !time_valid(expires)) {
+		ret = tn_fail(err, TN_E_INVALID, "enrollment token: bad hash or expiry time");
+		goto out;
+	}
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	/* One statement: the target's cluster is read and the token written
+	 * atomically. */
+	ret = stmt_get(c, ST_ENROLL_INSERT_BOUND, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, token_hash);
+	bind_text(c, st, 2, target_id);
+	bind_text(c, st, 3, expires);
+	bind_text(c, st, 4, actor);
+	bind_text(c, st, 5, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_EXISTS, "enrollment token: this secret is already in use");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert enrollment token");
+		goto out;
+	}
+	if (sqlite3_changes(c->db) == 0)
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", target_id);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* Checks that a bound token's target may enroll, inside the transaction. */
+static int enroll_target_check(struct conn *c, const char *id, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	const char *state;
+	int ret;
+
+	ret = stmt_get(c, ST_ENROLL_TARGET_STATE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "find target");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		/* the token goes with its target: only a race gets here */
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+		goto out;
+	}
+	ret = 0;
+	state = col_cstr(st, 0);
+	if (strcmp(state, "provisioning") != 0 && strcmp(state, "enrolled") != 0)
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "target %s is %s: only a provisioning or enrolled target can enroll "
+			      "with its token",
+			      id, state);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_enroll(struct tn_store *store, const char *enroll_hash, const char *target_hash,
+		    json_t *inventory, const char *address, int agent_port, char **target_id,
+		    struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *itext = NULL, *bound = NULL;
+	char id[32] = "";
+	char now[TN_STORE_TIME_LEN + 1];
+	int64_t token_id = 0, cluster_id = 0;
+	bool in_tx = false;
+	int rc, ret;
+
+	if (!sha256_hex_valid(target_hash)) {
+		ret = tn_fail(err, TN_E_INVALID, "enroll: the target token hash is not sha256 hex");
+		goto out;
+	}
+	if (inventory && !json_is_object(inventory)) {
+		ret = tn_fail(err, TN_E_INVALID, "inventory: must be an object");
+		goto out;
+	}
+	if (agent_port < 0 || agent_port > 65535) {
+		ret = tn_fail(err, TN_E_INVALID, "agent_port: %d is not a port", agent_port);
+		goto out;
+	}
+	itext = inventory ? tn_json_canonical(inventory) : NULL;
+	tn_store_now(now);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_ENROLL_FIND, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, enroll_hash);
+	ret = run_row(c, st, err, "find enrollment token");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_UNAUTHORIZED, "unknown enrollment token");
+		goto out;
+	}
+	if (strcmp(col_cstr(st, 4), now) <= 0) {
+		ret = tn_fail(err, TN_E_UNAUTHORIZED, "enrollment token expired at %s",
+			      col_cstr(st, 4));
+		goto out;
+	}
+	if (sqlite3_column_int64(st, 3) <= 0) {
+		ret = tn_fail(err, TN_E_UNAUTHORIZED, "enrollment token used up");
+		goto out;
+	}
+	token_id = sqlite3_column_int64(st, 0);
+	cluster_id = sqlite3_column_int64(st, 1);
+	bound = col_dup(st, 2);
+	stmt_done(st);
+
+	if (bound) {
+		ret = enroll_target_check(c, bound, err);
+		if (ret)
+			goto out;
+		snprintf(id, sizeof id, "%s", bound);
+	} else {
+		/* A hand enrollment: a new target, made as a provider would
+		 * (provisioning), then enrolled below like any other. */
+		ret = random_id("t-", id, sizeof id, err);
+		if (ret)
+			goto out;
+		ret = stmt_get(c, ST_TARGET_INSERT, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, id);
+		bind_int(c, st, 2, cluster_id);
+		bind_text(c, st, 3, "manual");
+		bind_text(c, st, 4, NULL);
+		bind_text(c, st, 5, NULL);
+		bind_text(c, st, 6, "provisioning");
+		bind_text(c, st, 7, NULL);
+		bind_text(c, st, 8, "{}");
+		bind_text(c, st, 9, now);
+		ret = run_done(c, st, err, "insert target");
+		if (ret)
+			goto out;
+		stmt_done(st);
+	}
+
+	ret = stmt_get(c, ST_ENROLL_TARGET_SET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, target_hash);
+	bind_text(c, st, 3, itext);
+	bind_text(c, st, 4, address);
+	if (agent_port > 0)
+		bind_int(c, st, 5, agent_port);
+	else
+		bind_text(c, st, 5, NULL);
+	bind_text(c, st, 6, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_EXISTS, "enroll: this target token is already in use");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "enroll target");
+		goto out;
+	}
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_ENROLL_USE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, token_id);
+	ret = run_done(c, st, err, "use enrollment token");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	*target_id = xstrdup(id);
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(itext);
+	free(bound);
+	return ret;
+}
+
+int tn_store_target_by_token(struct tn_store *store, const char *hash, char **id,
+			     struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_BY_TOKEN, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, hash);
+	ret = run_row(c, st, err, "find target by token");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "no target has this token");
+		goto out;
+	}
+	ret = 0;
+	*id = xstrdup(col_cstr(st, 0));
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_target_revoke(struct tn_store *store, const char *id, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int ret;
+
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_REVOKE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, now);
+	ret = run_done(c, st, err, "revoke target token");
+	if (ret)
+		goto out;
+	if (sqlite3_changes(c->db) == 0)
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+void tn_store_doc_clear(struct tn_store_doc *doc)
+{
+	if (!doc)
+		return;
+	free(doc->cluster);
+	free(doc->state);
+	json_decref(doc->run);
+	json_decref(doc->prepare);
+	json_decref(doc->config);
+	json_decref(doc->lb);
+	free(doc->body);
+	free(doc->signature);
+	free(doc->etag);
+	memset(doc, 0, sizeof *doc);
+}
+
+int tn_store_doc_get(struct tn_store *store, const char *target_id, struct tn_store_doc *out,
+		     struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof *out);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_DOC_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, target_id);
+	ret = run_row(c, st, err, "get desired document");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", target_id);
+		goto out;
+	}
+	ret = 0;
+	out->cluster = xstrdup(col_cstr(st, 0));
+	out->state = xstrdup(col_cstr(st, 1));
+	out->generation = sqlite3_column_int64(st, 2);
+	out->run = col_json_opt(st, 3);
+	out->prepare = col_json_opt(st, 4);
+	out->config = col_json_opt(st, 5);
+	if (!json_is_object(out->config)) {
+		json_decref(out->config);
+		out->config = json_object();
+	}
+	out->lb = col_json_opt(st, 6);
+	out->body = col_dup(st, 7);
+	out->signature = col_dup(st, 8);
+	out->etag = col_dup(st, 9);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* A RELEASE as doc_put takes it: NULL or an object with a string id. */
+static int release_check(json_t *release, const char *what, struct tn_error *err)
+{
+	if (release && !json_is_string(json_object_get(release, "id")))
+		return tn_fail(err, TN_E_INVALID, "%s: a release must be an object with an id",
+			       what);
+	return 0;
+}
+
+int tn_store_doc_put(struct tn_store *store, const char *target_id, int64_t expected_generation,
+		     json_t *run, json_t *prepare, const char *state, const char *body,
+		     const char *signature, const char *etag, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *run_text = NULL, *prep_text = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int ret;
+
+	ret = release_check(run, "run", err);
+	if (!ret)
+		ret = release_check(prepare, "prepare", err);
+	if (ret)
+		goto out;
+	if (state && !in_list(state, target_states)) {
+		ret = tn_fail(err, TN_E_INVALID, "state: %s is not a target state", state);
+		goto out;
+	}
+	run_text = run ? tn_json_canonical(run) : NULL;
+	prep_text = prepare ? tn_json_canonical(prepare) : NULL;
+	tn_store_now(now);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	/* Compare-and-set on the generation: a document that went out can
+	 * never be replaced by one with the same number. */
+	ret = stmt_get(c, ST_DOC_PUT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, target_id);
+	bind_int(c, st, 2, expected_generation);
+	bind_text(c, st, 3, run_text);
+	bind_text(c, st, 4, prep_text);
+	bind_text(c, st, 5, run ? json_string_value(json_object_get(run, "id")) : NULL);
+	bind_text(c, st, 6, state);
+	bind_text(c, st, 7, body);
+	bind_text(c, st, 8, signature);
+	bind_text(c, st, 9, etag);
+	bind_text(c, st, 10, now);
+	ret = run_done(c, st, err, "put desired document");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	if (sqlite3_changes(c->db) == 0) {
+		/* Which of the two: no such target, or another generation. */
+		ret = stmt_get(c, ST_TARGET_GENERATION, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, target_id);
+		ret = run_row(c, st, err, "target generation");
+		if (ret < 0)
+			goto out;
+		if (ret == 0)
+			ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", target_id);
+		else
+			ret = tn_fail(err, TN_E_CONFLICT,
+				      "target %s: the desired document is at generation %" PRId64
+				      ", not %" PRId64 " (written meanwhile)",
+				      target_id, (int64_t)sqlite3_column_int64(st, 0),
+				      expected_generation);
+		goto out;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(run_text);
+	free(prep_text);
+	return ret;
+}
+
+void tn_store_free_ids(char **ids)
+{
+	if (!ids)
+		return;
+	for (size_t i = 0; ids[i]; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int tn_store_cluster_target_ids(struct tn_store *store, const char *cluster, char ***ids, size_t *n,
+				struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char **list = xcalloc(1, sizeof *list);
+	size_t count = 0, cap = 0;
+	int64_t cluster_id = 0;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = cluster_find(c, cluster, &cluster_id, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_TARGET_IDS, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	while ((ret = run_row(c, st, err, "cluster targets")) == 1) {
+		if (count + 1 >= cap) {
+			cap = cap ? cap * 2 : 16;
+			list = xrealloc(list, cap * sizeof *list);
+		}
+		list[count++] = xstrdup(col_cstr(st, 0));
+		list[count] = NULL;
+	}
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*ids = list;
+	list = NULL;
+	if (n)
+		*n = count;
+out:
+	stmt_done(st);
+	tn_store_free_ids(list);
+	return ret;
+}
+
+static int target_update_check(const struct tn_store_target_update *u, struct tn_error *err)
+{
+	const char *key;
+	json_t *value;
+
+	if (u->state && !in_list(u->state, target_states))
+		return tn_fail(err, TN_E_INVALID, "state: %s is not a target state", u->state);
+	if (u->phase && !in_list(u->phase, phases))
+		return tn_fail(err, TN_E_INVALID, "phase: %s is not a phase", u->phase);
+	if (u->health && !in_list(u->health, healths))
+		return tn_fail(err, TN_E_INVALID, "health: %s is not a health", u->health);
+	if (u->last_result && !in_list(u->last_result, results))
+		return tn_fail(err, TN_E_INVALID, "last_result: %s is not succeeded or failed",
+			       u->last_result);
+	if (u->bundles && !json_is_array(u->bundles))
+		return tn_fail(err, TN_E_INVALID, "bundles: must be an array");
+	if (u->logs && !json_is_object(u->logs))
+		return tn_fail(err, TN_E_INVALID, "logs: must be an object");
+	if (u->logs)
+		json_object_foreach(u->logs, key, value)
+		{
+			if (!json_is_string(value))
+				return tn_fail(err, TN_E_INVALID, "logs.%.*s: must be a string",
+					       TN_SHOW_MAX, key);
+		}
+	return 0;
+}
+
+int tn_store_target_update(struct tn_store *store, const char *id,
+			   const struct tn_store_target_update *u, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *logs = NULL;
+	char *bundles_text = NULL, *logs_text = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int ret;
+
+	ret = target_update_check(u, err);
+	if (ret)
+		goto out;
+	bundles_text = u->bundles ? tn_json_canonical(u->bundles) : NULL;
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	if (u->logs) {
+		/* Merged: a report carries the tails that changed, not all. */
+		ret = stmt_get(c, ST_TARGET_LOGS, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, id);
+		ret = run_row(c, st, err, "target logs");
+		if (ret < 0)
+			goto out;
+		if (ret == 0) {
+			ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+			goto out;
+		}
+		ret = 0;
+		logs = col_json_opt(st, 0);
+		stmt_done(st);
+		if (!json_is_object(logs)) {
+			json_decref(logs);
+			logs = json_object();
+		}
+		json_object_update(logs, u->logs);
+		if (json_object_size(logs) > TN_STORE_DIST_BUNDLES_MAX) {
+			ret = tn_fail(err, TN_E_INVALID, "logs: more than %d bundles",
+				      TN_STORE_DIST_BUNDLES_MAX);
+			goto out;
+		}
+		logs_text = tn_json_canonical(logs);
+	}
+	ret = stmt_get(c, ST_TARGET_UPDATE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, u->state);
+	bind_text(c, st, 3, u->phase);
+	bind_text(c, st, 4, u->health);
+	bind_text(c, st, 5, u->actual_release);
+	bind_text(c, st, 6, u->last_result);
+	bind_text(c, st, 7, u->last_message);
+	bind_text(c, st, 8, bundles_text);
+	bind_text(c, st, 9, logs_text);
+	bind_int(c, st, 10, u->seen ? 1 : 0);
+	bind_text(c, st, 11, now);
+	ret = run_done(c, st, err, "update target");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	if (sqlite3_changes(c->db) == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+		goto out;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	json_decref(logs);
+	free(bundles_text);
+	free(logs_text);
+	return ret;
+}
+
+int tn_store_target_logs(struct tn_store *store, const char *id, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *logs;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_TARGET_LOGS, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "target logs");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s not found", id);
+		goto out;
+	}
+	ret = 0;
+	logs = col_json_opt(st, 0);
+	if (!json_is_object(logs)) {
+		json_decref(logs);
+		logs = json_object();
+	}
+	*out = logs;
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* ------------------------------------------------------------ rollouts */
+
+static const char *const rollout_states[] = {
+    "pending_approval", "running", "paused", "succeeded", "failed", "rolled_back", "aborted", NULL,
+};
+static const char *const active_rollout_states[] = {"pending_approval", "running", "paused", NULL};
+
+/* targets as rollout_create takes it: NULL or [{id, from_release?, to_release}]. */
+static int rollout_targets_check(json_t *targets, struct tn_error *err)
+{
+	json_t *entry, *from, *to;
+	const char *id;
+	size_t i;
+
+	if (!targets)
+		return 0;
+	if (!json_is_array(targets))
+		return tn_fail(err, TN_E_INVALID, "targets: must be an array");
+	json_array_foreach(targets, i, entry)
+	{
+		from = NULL;
+		to = NULL;
+		if (json_unpack_ex(entry, NULL, JSON_STRICT, "{s:s, s?o, s:o}", "id", &id,
+				   "from_release", &from, "to_release", &to) != 0 ||
+		    !(from == NULL || json_is_null(from) || json_is_object(from)) ||
+		    !json_is_object(to))
+			return tn_fail(err, TN_E_INVALID,
+				       "targets[%zu]: must be {id, from_release: object|null, "
+				       "to_release: object}",
+				       i);
+	}
+	return 0;
+}
+
+/* Fails with TN_E_CONFLICT naming the cluster's active rollout, if any. */
+static int rollout_none_active(struct conn *c, int64_t cluster_id, const char *cluster,
+			       struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = stmt_get(c, ST_ROLLOUT_ACTIVE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	ret = run_row(c, st, err, "active rollout");
+	if (ret < 0)
+		goto out;
+	if (ret == 1)
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "cluster %s already has rollout %s (%s): finish or abort it first",
+			      cluster, col_cstr(st, 0), col_cstr(st, 1));
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* Adds one rollout_targets row per entry, each target checked to be of
+ * cluster_id. */
+static int rollout_targets_insert(struct conn *c, const char *rollout_id, int64_t cluster_id,
+				  const char *cluster, json_t *targets, struct tn_error *err)
+{
+	sqlite3_stmt *find = NULL, *ins = NULL;
+	json_t *entry, *from, *to;
+	char *from_text = NULL, *to_text = NULL;
+	const char *tid;
+	size_t i;
+	int rc, ret = 0;
+
+	json_array_foreach(targets, i, entry)
+	{
+		tid = json_string_value(json_object_get(entry, "id"));
+		from = json_object_get(entry, "from_release");
+		to = json_object_get(entry, "to_release");
+		ret = stmt_get(c, ST_TARGET_CLUSTER, &find, err);
+		if (ret)
+			goto out;
+		bind_text(c, find, 1, tid);
+		ret = run_row(c, find, err, "find target");
+		if (ret < 0)
+			goto out;
+		if (ret == 0) {
+			ret = tn_fail(err, TN_E_NOT_FOUND, "targets[%zu]: target %s not found", i,
+				      tid);
+			goto out;
+		}
+		if (sqlite3_column_int64(find, 0) != cluster_id) {
+			ret = tn_fail(err, TN_E_INVALID,
+				      "targets[%zu]: target %s is not in cluster %s", i, tid,
+				      cluster);
+			goto out;
+		}
+		stmt_done(find);
+		from_text = json_is_object(from) ? tn_json_canonical(from) : NULL;
+		to_text = tn_json_canonical(to);
+		ret = stmt_get(c, ST_ROLLOUT_TARGET_INSERT, &ins, err);
+		if (ret)
+			goto out;
+		bind_text(c, ins, 1, rollout_id);
+		bind_text(c, ins, 2, tid);
+		bind_text(c, ins, 3, from_text);
+		bind_text(c, ins, 4, to_text);
+		rc = step(c, ins);
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+			ret = tn_fail(err, TN_E_INVALID, "targets[%zu]: target %s is listed twice",
+				      i, tid);
+			goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			ret = db_fail(c, rc, err, "insert rollout target");
+			goto out;
+		}
+		stmt_done(ins);
+		free(from_text);
+		free(to_text);
+		from_text = to_text = NULL;
+	}
+	ret = 0;
+out:
+	stmt_done(find);
+	stmt_done(ins);
+	free(from_text);
+	free(to_text);
+	return ret;
+}
+
+int tn_store_rollout_create(struct tn_store *store, const char *cluster,
+			    const struct tn_store_bundle_ref *distribution, json_t *config,
+			    json_t *strategy, json_t *targets, const char *actor, char **id,
+			    struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *ctext = NULL, *stext = NULL;
+	char rid[32];
+	char now[TN_STORE_TIME_LEN + 1];
+	int64_t cluster_id = 0, dist_id = 0, from_rev = 0, to_rev, number;
+	bool in_tx = false, has_from;
+	int rc, ret;
+
+	if ((config && !json_is_object(config)) || (strategy && !json_is_object(strategy))) {
+		ret = tn_fail(err, TN_E_INVALID, "rollout: config and strategy must be objects");
+		goto out;
+	}
+	if (distribution) {
+		ret = version_check(&distribution->version, err);
+		if (ret)
+			goto out;
+	}
+	ret = rollout_targets_check(targets, err);
+	if (ret)
+		goto out;
+	ret = random_id("r-", rid, sizeof rid, err);
+	if (ret)
+		goto out;
+	ctext = json_text(config, "{}");
+	stext = json_text(strategy, "{}");
+	tn_store_now(now);
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = cluster_find(c, cluster, &cluster_id, err);
+	if (ret)
+		goto out;
+	ret = rollout_none_active(c, cluster_id, cluster, err);
+	if (ret)
+		goto out;
+
+	ret = stmt_get(c, ST_REVISION_CURRENT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	ret = run_row(c, st, err, "current revision");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", cluster);
+		goto out;
+	}
+	has_from = sqlite3_column_type(st, 0) != SQLITE_NULL;
+	from_rev = sqlite3_column_int64(st, 0);
+	if (!distribution) {
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+			ret = tn_fail(err, TN_E_INVALID,
+				      "cluster %s has no distribution yet: a rollout must name one",
+				      cluster);
+			goto out;
+		}
+		dist_id = sqlite3_column_int64(st, 1);
+	}
+	number = sqlite3_column_int64(st, 2) + 1;
+	stmt_done(st);
+	if (distribution) {
+		ret = dist_find(c, distribution->name, &distribution->version, &dist_id, NULL, err);
+		if (ret)
+			goto out;
+	}
+
+	ret = stmt_get(c, ST_REVISION_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	bind_int(c, st, 2, number);
+	bind_int(c, st, 3, dist_id);
+	bind_text(c, st, 4, ctext);
+	bind_text(c, st, 5, now);
+	bind_text(c, st, 6, actor);
+	ret = run_done(c, st, err, "insert revision");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	to_rev = sqlite3_last_insert_rowid(c->db);
+
+	ret = stmt_get(c, ST_ROLLOUT_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, rid);
+	bind_int(c, st, 2, cluster_id);
+	if (has_from)
+		bind_int(c, st, 3, from_rev);
+	else
+		bind_text(c, st, 3, NULL);
+	bind_int(c, st, 4, to_rev);
+	bind_text(c, st, 5, stext);
+	bind_text(c, st, 6, actor);
+	bind_text(c, st, 7, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		/* rollouts_one_active, or an id drawn twice: neither expected
+		 * after the check above */
+		ret = tn_fail(err, TN_E_CONFLICT, "cluster %s: another rollout is active", cluster);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "insert rollout");
+		goto out;
+	}
+	stmt_done(st);
+	if (targets) {
+		ret = rollout_targets_insert(c, rid, cluster_id, cluster, targets, err);
+		if (ret)
+			goto out;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	*id = xstrdup(rid);
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(ctext);
+	free(stext);
+	return ret;
+}
+
+/* Sets the derived state of a finished-reading batch. */
+static void batch_close(json_t *batch, bool done, const char *rollout_state)
+{
+	if (batch)
+		json_object_set_new(batch, "state", json_string(done ? "done" : rollout_state));
+}
+
+/* Row (ROLLOUT_SELECT): seq, id, cluster, from "n@v", to "n@v", from
+ * number, to number, state, strategy, created_by, created, updated.  The
+ * targets and approvals are read while the row's statement is active, so
+ * from the same snapshot. */
+static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *batches = json_array(), *approvals = json_array(), *batch = NULL;
+	const char *id = col_cstr(row, 1), *state = col_cstr(row, 7), *tstate;
+	int64_t index = -1;
+	bool done = true;
+	int ret;
+
+	ret = stmt_get(c, ST_ROLLOUT_TARGETS, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	while ((ret = run_row(c, st, err, "rollout targets")) == 1) {
+		if (!batch || sqlite3_column_int64(st, 0) != index) {
+			batch_close(batch, done, state);
+			index = sqlite3_column_int64(st, 0);
+			batch = json_pack("{s:I, s:[]}", "index", (json_int_t)index, "targets");
+			json_array_append_new(batches, batch);
+			done = true;
+		}
+		tstate = col_cstr(st, 2);
+		if (strcmp(tstate, "succeeded") != 0 && strcmp(tstate, "failed") != 0)
+			done = false;
+		json_array_append_new(json_object_get(batch, "targets"),
+				      json_pack("{s:o, s:o, s:o, s:o, s:o}", "id", col_str(st, 1),
+						"state", col_str(st, 2), "message", col_str(st, 3),
+						"from_release", col_json(st, 4), "to_release",
+						col_json(st, 5)));
+	}
+	if (ret < 0)
+		goto out;
+	batch_close(batch, done, state);
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_ROLLOUT_APPROVALS, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	while ((ret = run_row(c, st, err, "rollout approvals")) == 1)
+		json_array_append_new(approvals,
+				      json_pack("{s:o, s:o, s:o}", "by", col_str(st, 0), "at",
+						col_str(st, 1), "batch", col_int_opt(st, 2)));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+			 col_str(row, 1), "cluster", col_str(row, 2), "from", col_str(row, 3), "to",
+			 col_str(row, 4), "from_revision", col_int_opt(row, 5), "to_revision",
+			 col_int(row, 6), "state", col_str(row, 7), "strategy", col_json(row, 8),
+			 "batches", batches, "approvals", approvals, "created_by", col_str(row, 9),
+			 "created", col_str(row, 10), "updated", col_str(row, 11));
+	batches = approvals = NULL;
+out:
+	stmt_done(st);
+	json_decref(batches);
+	json_decref(approvals);
+	return ret;
+}
+
+int tn_store_rollout_get(struct tn_store *store, const char *id, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ROLLOUT_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "get rollout");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "rollout %s not found", id);
+		goto out;
+	}
+	ret = rollout_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_rollout_list(struct tn_store *store, const char *cluster, unsigned limit,
+			  const char *after, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	json_int_t seq = INT64_MAX; /* newest first: the first page starts above every row */
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[I]", &seq);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, cluster ? ST_ROLLOUT_LIST_CLUSTER : ST_ROLLOUT_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, seq);
+	bind_int(c, st, 2, (int64_t)limit + 1);
+	if (cluster)
+		bind_text(c, st, 3, cluster);
+	ret = run_page(c, st, limit, rollout_item, seq_key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_rollout_set_state(struct tn_store *store, const char *id, const char *state,
+			       struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int rc, ret;
+
+	if (!in_list(state, rollout_states)) {
+		ret = tn_fail(err, TN_E_INVALID, "state: %s is not a rollout state", state);
+		goto out;
+	}
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ROLLOUT_SET_STATE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, state);
+	bind_text(c, st, 3, now);
+	rc = step(c, st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		ret = tn_fail(err, TN_E_CONFLICT,
+			      "rollout %s: its cluster has another active rollout", id);
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(c, rc, err, "set rollout state");
+		goto out;
+	}
+	if (sqlite3_changes(c->db) == 0)
+		ret = tn_fail(err, TN_E_NOT_FOUND, "rollout %s not found", id);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* Runs a one-row UPDATE rollouts SET updated = now. */
+static int rollout_touch(struct conn *c, const char *id, const char *now, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = stmt_get(c, ST_ROLLOUT_TOUCH, &st, err);
+
+	if (!ret) {
+		bind_text(c, st, 1, id);
+		bind_text(c, st, 2, now);
+		ret = run_done(c, st, err, "update rollout");
+	}
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_rollout_approve(struct tn_store *store, const char *id, const char *actor, int batch,
+			     struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	int64_t cluster_id, to_rev;
+	bool in_tx = false;
+	int ret;
+
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_ROLLOUT_FIND, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "find rollout");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "rollout %s not found", id);
+		goto out;
+	}
+	if (!in_list(col_cstr(st, 2), active_rollout_states)) {
+		ret = tn_fail(err, TN_E_CONFLICT, "rollout %s is %s: there is nothing to approve",
+			      id, col_cstr(st, 2));
+		goto out;
+	}
+	cluster_id = sqlite3_column_int64(st, 0);
+	to_rev = sqlite3_column_int64(st, 1);
+	stmt_done(st);
+
+	ret = stmt_get(c, ST_APPROVAL_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, actor);
+	bind_text(c, st, 3, now);
+	if (batch >= 0)
+		bind_int(c, st, 4, batch);
+	else
+		bind_text(c, st, 4, NULL);
+	ret = run_done(c, st, err, "insert approval");
+	if (ret)
+		goto out;
+	stmt_done(st);
+
+	/* Approved, the new revision is what the cluster runs: targets that
+	 * enroll from now on get it (DESIGN §2 Rollout). */
+	ret = stmt_get(c, ST_CLUSTER_SET_REVISION_AT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, cluster_id);
+	bind_int(c, st, 2, to_rev);
+	bind_text(c, st, 3, now);
+	ret = run_done(c, st, err, "set revision");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = rollout_touch(c, id, now, err);
+	if (ret)
+		goto out;
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
+				const char *target_id, const char *state, const char *message,
+				struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int ret;
+
+	if (!state || !*state) {
+		ret = tn_fail(err, TN_E_INVALID, "rollout target state: must not be empty");
+		goto out;
+	}
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_ROLLOUT_TARGET_SET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, rollout_id);
+	bind_text(c, st, 2, target_id);
+	bind_text(c, st, 3, state);
+	bind_text(c, st, 4, message);
+	ret = run_done(c, st, err, "set rollout target");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	if (sqlite3_changes(c->db) == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s is not in rollout %s", target_id,
+			      rollout_id);
+		goto out;
+	}
+	ret = rollout_touch(c, rollout_id, now, err);
+	if (ret)
+		goto out;
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+int tn_store_rollout_for_target(struct tn_store *store, const char *target_id, json_t **out,
+				struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ROLLOUT_FOR_TARGET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, target_id);
+	ret = run_row(c, st, err, "rollout for target");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "target %s is in no active rollout", target_id);
+		goto out;
+	}
+	ret = 0;
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o}", "rollout", col_str(st, 0), "state",
+			 col_str(st, 1), "target_state", col_str(st, 2), "from_release",
+			 col_json(st, 3), "to_release", col_json(st, 4));
+out:
+	stmt_done(st);
+	return ret;
 }

@@ -1,5 +1,6 @@
-/* store.h - the server's database: bundles, distributions, clusters, targets,
- * tokens and the audit log, behind functions named for what they do (DESIGN §4).
+/* store.h - the server's database: bundles, distributions, clusters, targets
+ * and their agents' documents, rollouts, tokens and the audit log, behind
+ * functions named for what they do (DESIGN §4).
  * SQLite today; nothing SQL-shaped leaks through this header.
  *
  * Threads: a store may be used from any number of threads at once.  Each
@@ -222,7 +223,9 @@ int tn_store_target_create(struct tn_store *store, const struct tn_store_target_
 
 /* {id, cluster, provider, instance, address, state, phase, health,
  * desired: {release, generation}, actual, last_result: {result, message}|null,
- * last_seen, inventory, config, created, updated}; TN_E_NOT_FOUND. */
+ * last_seen, inventory, config, bundles (array as the agent last reported
+ * it, or null), agent_port (or null when unknown), created, updated};
+ * TN_E_NOT_FOUND. */
 int tn_store_target_get(struct tn_store *store, const char *id, json_t **out,
 			struct tn_error *err) TN_MUST_CHECK;
 
@@ -290,5 +293,176 @@ int tn_store_event_list(struct tn_store *store, const char *after, unsigned limi
 /* The highest event id, 0 when the log is empty. */
 int tn_store_event_last_id(struct tn_store *store, int64_t *out,
 			   struct tn_error *err) TN_MUST_CHECK;
+
+/* ------------------------------------------------------------ transactions */
+
+/* Transactions for callers that group several store writes into one
+ * (nested calls become savepoints).  Per thread: begin, then commit or
+ * rollback on the same thread.  The outer begin takes the write lock
+ * (BEGIN IMMEDIATE), so reads between begin and commit see no other
+ * writer's changes: keep these transactions short.  commit without a begin
+ * is TN_E_INTERNAL; rollback without one is a no-op.  A store function that
+ * fails inside such a transaction has undone its own writes (its savepoint)
+ * and left the caller's transaction open. */
+int tn_store_begin(struct tn_store *store, struct tn_error *err) TN_MUST_CHECK;
+int tn_store_commit(struct tn_store *store, struct tn_error *err) TN_MUST_CHECK;
+void tn_store_rollback(struct tn_store *store);
+
+/* ------------------------------------------------------------ agents */
+
+/* A one-time enrollment token bound to target_id (DESIGN §2 Provider: made
+ * with the target, carried in its boot spec): one use, in the target's
+ * cluster, until expires (RFC 3339 UTC).  TN_E_NOT_FOUND for an unknown
+ * target, TN_E_EXISTS for a hash in use, TN_E_INVALID for a bad hash or
+ * time. */
+int tn_store_target_enrollment_token_create(struct tn_store *store, const char *target_id,
+					    const char *token_hash, const char *expires,
+					    const char *actor, struct tn_error *err) TN_MUST_CHECK;
+
+/* Redeems an enrollment token (given as its sha256 hex) in one transaction.
+ * Unknown → TN_E_UNAUTHORIZED "unknown enrollment token"; expired →
+ * TN_E_UNAUTHORIZED "enrollment token expired at …"; no uses left →
+ * TN_E_UNAUTHORIZED "enrollment token used up".  A token bound to a target
+ * (enrollment_tokens.target_id set: made by a provider with the target) enrolls
+ * THAT target, which must be in state provisioning or enrolled (else
+ * TN_E_CONFLICT naming its state); a cluster token makes a new target in its
+ * cluster (provider "manual").  Either way: the target's token_hash (sha256
+ * hex of its new agent token), inventory (an object), address, agent_port
+ * (0 = unknown) are set, state provisioning → enrolled, last_seen now, and
+ * uses_left is decremented.  An address or inventory of NULL and an
+ * agent_port of 0 keep what the target had (a provider may know the address
+ * before the agent does).  A target_hash already held by another target is
+ * TN_E_EXISTS.  Strings and inventory are borrowed; *target_id is
+ * caller-freed. */
+int tn_store_enroll(struct tn_store *store, const char *enroll_hash, const char *target_hash,
+		    json_t *inventory, const char *address, int agent_port, char **target_id,
+		    struct tn_error *err) TN_MUST_CHECK;
+
+/* The target whose agent token hashes to hash, unless removed: *id caller-freed;
+ * TN_E_NOT_FOUND otherwise. */
+int tn_store_target_by_token(struct tn_store *store, const char *hash, char **id,
+			     struct tn_error *err) TN_MUST_CHECK;
+/* Forgets the target's agent token (it must enroll again). TN_E_NOT_FOUND. */
+int tn_store_target_revoke(struct tn_store *store, const char *id,
+			   struct tn_error *err) TN_MUST_CHECK;
+
+/* A target's desired-document state.  Every member is owned by the struct:
+ * free them all with tn_store_doc_clear. */
+struct tn_store_doc {
+	char *cluster; /* cluster name */
+	char *state;   /* the target's lifecycle state */
+	int64_t generation;
+	json_t *run;	 /* RELEASE or NULL */
+	json_t *prepare; /* RELEASE or NULL */
+	json_t *config;	 /* target-level config, {} when none */
+	json_t *lb;	 /* the cluster's lb binding, or NULL */
+	char *body;	 /* the signed document as last written, or NULL */
+	char *signature; /* base64, or NULL */
+	char *etag;	 /* sha256 hex of body, or NULL */
+};
+/* Fills *out (zeroed first, also on failure); TN_E_NOT_FOUND. */
+int tn_store_doc_get(struct tn_store *store, const char *target_id, struct tn_store_doc *out,
+		     struct tn_error *err) TN_MUST_CHECK;
+/* Frees every member and zeroes *doc; NULL is a no-op. */
+void tn_store_doc_clear(struct tn_store_doc *doc);
+/* Writes a new document: run/prepare (NULL for none), state, and the signed
+ * body/signature/etag, with generation = expected_generation + 1.  When the
+ * stored generation is not expected_generation: TN_E_CONFLICT (someone wrote
+ * in between; callers read and write inside one tn_store_begin transaction).
+ * run and prepare are RELEASE objects with a string "id" (TN_E_INVALID
+ * otherwise); the target's desired.release becomes run's id (null for no
+ * run).  state NULL keeps the target's lifecycle state; another value must
+ * be a target state.  All borrowed.  TN_E_NOT_FOUND for an unknown target. */
+int tn_store_doc_put(struct tn_store *store, const char *target_id, int64_t expected_generation,
+		     json_t *run, json_t *prepare, const char *state, const char *body,
+		     const char *signature, const char *etag, struct tn_error *err) TN_MUST_CHECK;
+
+/* Ids of the cluster's targets that are not removed, in creation order;
+ * *ids is a NULL-terminated caller-freed array of caller-freed strings (free
+ * it with tn_store_free_ids), *n (may be NULL) their count.  TN_E_NOT_FOUND
+ * for an unknown cluster. */
+int tn_store_cluster_target_ids(struct tn_store *store, const char *cluster, char ***ids, size_t *n,
+				struct tn_error *err) TN_MUST_CHECK;
+/* Frees such an array; NULL is a no-op. */
+void tn_store_free_ids(char **ids);
+
+/* What an agent reported: each field NULL (or false) = unchanged.  All
+ * borrowed. */
+struct tn_store_target_update {
+	const char *state;  /* lifecycle: enrolled, running, ... */
+	const char *phase;  /* idle, preparing, prepared, switching, committing, rolling_back */
+	const char *health; /* unknown, healthy, unhealthy (or stale, set by the server) */
+	const char *actual_release; /* release id */
+	const char *last_result;    /* succeeded | failed */
+	const char *last_message;
+	json_t *bundles; /* array */
+	json_t *logs;	 /* object: bundle → tail; merged into the stored one */
+	bool seen;	 /* set last_seen to now */
+};
+/* In one transaction.  A value outside the lists above, bundles not an array
+ * or logs not an object of strings is TN_E_INVALID; more than
+ * TN_STORE_DIST_BUNDLES_MAX bundles in the merged logs too.  TN_E_NOT_FOUND. */
+int tn_store_target_update(struct tn_store *store, const char *id,
+			   const struct tn_store_target_update *u,
+			   struct tn_error *err) TN_MUST_CHECK;
+/* {bundle: tail} of the last reported logs, or {}; *out caller-decref'd.
+ * TN_E_NOT_FOUND. */
+int tn_store_target_logs(struct tn_store *store, const char *id, json_t **out,
+			 struct tn_error *err) TN_MUST_CHECK;
+
+/* ------------------------------------------------------------ rollouts */
+
+/* Minimal: one batch; the rollout issue grows this.
+ *
+ * One in one transaction: a new cluster revision (number: one more than the
+ * cluster's highest; distribution and config as given, NULL config = {},
+ * NULL distribution = the current revision's, TN_E_INVALID when that has
+ * none), the rollout (state pending_approval, from = the current revision,
+ * to = the new one, strategy json as given (an object; NULL = {}), a new
+ * "r-…" id), and one rollout_targets row per entry of targets [{id,
+ * from_release (json or null), to_release (json)}] with batch 0 and state
+ * "pending".  TN_E_CONFLICT naming the active rollout when the cluster has
+ * one (pending_approval, running, paused); TN_E_NOT_FOUND for an unknown
+ * cluster, distribution or target; TN_E_INVALID for a malformed entry, a
+ * target of another cluster or one listed twice.  All borrowed; *id
+ * caller-freed. */
+int tn_store_rollout_create(struct tn_store *store, const char *cluster,
+			    const struct tn_store_bundle_ref *distribution, json_t *config,
+			    json_t *strategy, json_t *targets, const char *actor, char **id,
+			    struct tn_error *err) TN_MUST_CHECK;
+/* {id, cluster, from: "n@v"|null, to: "n@v", from_revision, to_revision, state, strategy,
+ *  batches: [{index, state, targets: [{id, state, message, from_release, to_release}]}],
+ *  approvals: [{by, at, batch}], created_by, created, updated}. The batch state is
+ *  derived: "done" when every target is succeeded/failed, else the rollout's.
+ *  Batches in index order, their targets in creation order; from_revision
+ *  is null for a cluster that had none.  *out caller-decref'd;
+ *  TN_E_NOT_FOUND. */
+int tn_store_rollout_get(struct tn_store *store, const char *id, json_t **out,
+			 struct tn_error *err) TN_MUST_CHECK;
+/* Newest first; cluster filter when not NULL; items as get. */
+int tn_store_rollout_list(struct tn_store *store, const char *cluster, unsigned limit,
+			  const char *after, json_t **out, struct tn_error *err) TN_MUST_CHECK;
+/* Any rollout state (pending_approval, running, paused, succeeded, failed,
+ * rolled_back, aborted; TN_E_INVALID otherwise): the transitions are the
+ * caller's to check.  Making a rollout active while its cluster has another
+ * active one is TN_E_CONFLICT.  TN_E_NOT_FOUND. */
+int tn_store_rollout_set_state(struct tn_store *store, const char *id, const char *state,
+			       struct tn_error *err) TN_MUST_CHECK;
+/* Records an approval (by, now, batch) and makes the rollout's "to" revision
+ * the cluster's current revision, in one transaction; the state is left to
+ * tn_store_rollout_set_state.  batch < 0 is recorded as null.  A finished
+ * rollout is TN_E_CONFLICT; TN_E_NOT_FOUND. */
+int tn_store_rollout_approve(struct tn_store *store, const char *id, const char *actor, int batch,
+			     struct tn_error *err) TN_MUST_CHECK;
+/* Sets a rollout target's state (any non-empty text) and message (NULL
+ * clears it).  TN_E_NOT_FOUND when target_id is not in the rollout. */
+int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
+				const char *target_id, const char *state, const char *message,
+				struct tn_error *err) TN_MUST_CHECK;
+/* The active rollout (pending_approval, running, paused) that holds target_id:
+ * *out = {rollout, state, target_state, from_release, to_release}, caller-
+ * decref'd; TN_E_NOT_FOUND when none. */
+int tn_store_rollout_for_target(struct tn_store *store, const char *target_id, json_t **out,
+				struct tn_error *err) TN_MUST_CHECK;
 
 #endif
