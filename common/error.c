@@ -22,6 +22,7 @@ static const struct {
 	[TN_E_TOO_LARGE] = {"too_large", 413},
 	[TN_E_NO_SPACE] = {"no_space", 507},
 	[TN_E_MEDIA_TYPE] = {"unsupported_media_type", 415},
+	[TN_E_RANGE] = {"range_not_satisfiable", 416},
 	[TN_E_UNAUTHORIZED] = {"unauthorized", 401},
 	[TN_E_FORBIDDEN] = {"forbidden", 403},
 	[TN_E_METHOD] = {"method_not_allowed", 405},

@@ -26,6 +26,7 @@ enum tn_errcode {
 	TN_E_TOO_LARGE,        /* a body or file is over its limit */
 	TN_E_NO_SPACE,         /* the disk is full */
 	TN_E_MEDIA_TYPE,       /* a body of a type the route does not take */
+	TN_E_RANGE,            /* a byte range outside the resource */
 	TN_E_UNAUTHORIZED,     /* no valid credentials */
 	TN_E_FORBIDDEN,        /* valid credentials, not enough role */
 	TN_E_METHOD,           /* the route exists, not with this method */

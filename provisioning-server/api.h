@@ -48,6 +48,24 @@ TN_HANDLER(tn_api_cluster_get);
 TN_HANDLER(tn_api_cluster_patch);
 TN_HANDLER(tn_api_cluster_delete);
 
+/* api_agent.c: the agents' endpoints */
+TN_HANDLER(tn_api_agent_enroll);
+TN_HANDLER(tn_api_agent_desired);
+TN_HANDLER(tn_api_agent_blob);
+TN_HANDLER(tn_api_agent_report);
+
+/* api_targets.c */
+TN_HANDLER(tn_api_target_list);
+TN_HANDLER(tn_api_target_get);
+TN_HANDLER(tn_api_target_revoke);
+TN_HANDLER(tn_api_target_logs);
+
+/* api_rollouts.c */
+TN_HANDLER(tn_api_rollout_create);
+TN_HANDLER(tn_api_rollout_approve);
+TN_HANDLER(tn_api_rollout_list);
+TN_HANDLER(tn_api_rollout_get);
+
 /* api_tokens.c */
 TN_HANDLER(tn_api_token_create);
 TN_HANDLER(tn_api_token_list);

@@ -18,7 +18,9 @@ void tn_auth_free(struct tn_auth *auth);
 /* Rebuilds the index from the store (after a token is created or revoked). */
 int tn_auth_reload(struct tn_auth *auth, struct tn_error *err) TN_MUST_CHECK;
 
-/* Fills *who for a valid, unexpired token; TN_E_UNAUTHORIZED otherwise. */
+/* Fills *who for a valid, unexpired token; TN_E_UNAUTHORIZED otherwise.
+ * API tokens ("tn_...") come from the index; target tokens ("tnt_...")
+ * from the store, with role TN_ROLE_AGENT and the target id as name. */
 int tn_auth_check(struct tn_auth *auth, const char *token, struct tn_principal *who,
 		  struct tn_error *err) TN_MUST_CHECK;
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -32,6 +33,10 @@
 #define DISCARD_MAX (64ull << 20)
 
 struct stream_conn;
+struct waiter;
+
+/* Parked long-polls by key, so a change wakes exactly its own waiters. */
+#define WAIT_BUCKETS 4096
 
 struct tn_http {
 	struct MHD_Daemon *daemon;
@@ -40,6 +45,7 @@ struct tn_http {
 	pthread_mutex_t lock;
 	uint64_t wake_gen;             /* grows at every tn_http_wake_streams */
 	struct stream_conn *suspended; /* streams waiting for the next wake */
+	struct waiter *waiters[WAIT_BUCKETS];
 	pthread_t ticker;
 	pthread_cond_t stop_cond;
 	bool stopping;
@@ -47,7 +53,9 @@ struct tn_http {
 
 /* Streams are woken at least this often, so that they send keep-alives and
  * a client that left is noticed (MHD cannot see it while suspended). */
-#define TICK_S 15
+#define STREAM_TICK_MS 15000
+/* How often parked long-polls are checked against their deadlines. */
+#define WAIT_TICK_MS 250
 
 /* Per connection and request: the exchange and what is needed to answer. */
 struct conn {
@@ -57,6 +65,14 @@ struct conn {
 	uint64_t bytes_in;
 	uint64_t discarded;
 	bool queued;
+	bool parked; /* a deferred response waits: resume it when MHD calls again */
+};
+
+struct waiter {
+	struct conn *conn;
+	char *key;
+	uint64_t until_ms;
+	struct waiter *next;
 };
 
 struct stream_conn {
@@ -161,21 +177,117 @@ void tn_http_wake_streams(struct tn_http *http)
 	pthread_mutex_unlock(&http->lock);
 }
 
+/* ------------------------------------------------------------ long-polls */
+
+static size_t bucket(const char *key)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % WAIT_BUCKETS);
+}
+
+/* Unlinks w and resumes its connection; the caller holds the lock. */
+static void wake_locked(struct tn_http *http, struct waiter **link)
+{
+	struct waiter *w = *link;
+
+	*link = w->next;
+	MHD_resume_connection(w->conn->mhd);
+	free(w->key);
+	free(w);
+}
+
+void tn_http_wake_key(struct tn_http *http, const char *key)
+{
+	struct waiter **link;
+
+	pthread_mutex_lock(&http->lock);
+	link = &http->waiters[bucket(key)];
+	while (*link) {
+		if (strcmp((*link)->key, key) == 0)
+			wake_locked(http, link);
+		else
+			link = &(*link)->next;
+	}
+	pthread_mutex_unlock(&http->lock);
+}
+
+/* Wakes every waiter whose deadline passed (all of them when stopping). */
+static void wake_due(struct tn_http *http, bool all)
+{
+	uint64_t now = tn_clock_ms();
+
+	pthread_mutex_lock(&http->lock);
+	for (size_t b = 0; b < WAIT_BUCKETS; b++) {
+		struct waiter **link = &http->waiters[b];
+
+		while (*link) {
+			if (all || (*link)->until_ms <= now)
+				wake_locked(http, link);
+			else
+				link = &(*link)->next;
+		}
+	}
+	pthread_mutex_unlock(&http->lock);
+}
+
+/* Parks the connection of a deferred response until its key is woken or
+ * its deadline passes. */
+static void park(struct conn *c)
+{
+	struct tn_http *http = c->http;
+	struct tn_response *r = tn_exchange_response(c->ex);
+	struct waiter *w = xcalloc(1, sizeof *w);
+	struct waiter **link;
+
+	w->conn = c;
+	w->key = xstrdup(r->defer_key ? r->defer_key : "");
+	w->until_ms = r->defer_until_ms;
+	c->parked = true;
+	pthread_mutex_lock(&http->lock);
+	link = &http->waiters[bucket(w->key)];
+	w->next = *link;
+	*link = w;
+	MHD_suspend_connection(c->mhd);
+	pthread_mutex_unlock(&http->lock);
+	/* What it waits for may have happened before it was parked. */
+	if (r->defer->ready && r->defer->ready(r->defer_ctx)) {
+		pthread_mutex_lock(&http->lock);
+		for (link = &http->waiters[bucket(w->key)]; *link; link = &(*link)->next)
+			if (*link == w) {
+				wake_locked(http, link);
+				break;
+			}
+		pthread_mutex_unlock(&http->lock);
+	}
+}
+
 static void *tick(void *arg)
 {
 	struct tn_http *http = arg;
+	uint64_t next_stream_wake = tn_clock_ms() + STREAM_TICK_MS;
 	struct timespec until;
 
 	pthread_mutex_lock(&http->lock);
 	while (!http->stopping) {
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += TICK_S;
-		if (pthread_cond_timedwait(&http->stop_cond, &http->lock, &until) != 0 &&
-		    !http->stopping) {
-			pthread_mutex_unlock(&http->lock);
-			tn_http_wake_streams(http);
-			pthread_mutex_lock(&http->lock);
+		until.tv_nsec += WAIT_TICK_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
 		}
+		if (pthread_cond_timedwait(&http->stop_cond, &http->lock, &until) == 0 ||
+		    http->stopping)
+			continue;
+		pthread_mutex_unlock(&http->lock);
+		wake_due(http, false);
+		if (tn_clock_ms() >= next_stream_wake) {
+			tn_http_wake_streams(http);
+			next_stream_wake = tn_clock_ms() + STREAM_TICK_MS;
+		}
+		pthread_mutex_lock(&http->lock);
 	}
 	pthread_mutex_unlock(&http->lock);
 	return NULL;
@@ -192,6 +304,10 @@ static enum MHD_Result send_response(struct conn *c)
 	uint64_t out_bytes = 0;
 	enum MHD_Result ret;
 
+	if (r->defer) {
+		park(c);
+		return MHD_YES;
+	}
 	if (r->stream) {
 		struct stream_conn *sc = xcalloc(1, sizeof *sc);
 
@@ -285,6 +401,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
 	}
 	if (c->queued)
 		return MHD_YES;
+	if (c->parked) {
+		c->parked = false;
+		tn_exchange_resume(c->ex);
+		return send_response(c);
+	}
 	tn_exchange_finish(c->ex);
 	return send_response(c);
 }
@@ -466,6 +587,7 @@ void tn_http_stop(struct tn_http *http)
 	/* MHD must not be stopped with connections suspended. */
 	MHD_quiesce_daemon(http->daemon);
 	tn_http_wake_streams(http);
+	wake_due(http, true);
 	MHD_stop_daemon(http->daemon);
 	pthread_cond_destroy(&http->stop_cond);
 	pthread_mutex_destroy(&http->lock);

@@ -24,6 +24,9 @@ int tn_http_start(struct tn_server *srv, const struct tn_http_config *cfg, struc
 		  struct tn_error *err) TN_MUST_CHECK;
 /* The port really bound (useful with port 0). */
 uint16_t tn_http_port(const struct tn_http *http);
+/* Resumes the long-polls parked under key (its deferred responses are
+ * then made: see struct tn_defer_ops). */
+void tn_http_wake_key(struct tn_http *http, const char *key);
 /* Resumes every suspended stream so that it reads again (new events). */
 void tn_http_wake_streams(struct tn_http *http);
 /* Resumes everything suspended, then stops the daemon. */

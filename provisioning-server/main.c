@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "blobstore.h"
+#include "documents.h"
 #include "fsutil.h"
 #include "http.h"
 #include "janitor.h"
@@ -248,6 +249,7 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 		goto out;
 	rc = tn_auth_open(srv->store, &srv->auth, err);
 	srv->metrics = tn_metrics_new();
+	srv->documents = tn_documents_new();
 out:
 	free(db);
 	free(keyfile);
@@ -257,6 +259,7 @@ out:
 static void close_server(struct tn_server *srv)
 {
 	tn_auth_free(srv->auth);
+	tn_documents_free(srv->documents);
 	tn_metrics_free(srv->metrics);
 	tn_key_free(srv->key);
 	tn_blobstore_close(srv->blobs);

@@ -52,6 +52,11 @@ void tn_response_clear(struct tn_response *resp)
 		close(resp->fd);
 	if (resp->stream && resp->stream->free)
 		resp->stream->free(resp->stream_ctx);
+	if (resp->defer && resp->defer->free)
+		resp->defer->free(resp->defer_ctx);
+	free(resp->defer_key);
+	if (resp->on_release)
+		resp->on_release(resp->release_ctx);
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		free(resp->headers[i].name);
 		free(resp->headers[i].value);
@@ -175,7 +180,6 @@ struct tn_exchange {
 	size_t nsegs;
 	bool done;          /* the response is final */
 	bool authenticated; /* req.who is a real caller: audit what happens */
-	char allow[64];     /* the methods a 405 names */
 	uint64_t max_body;
 	size_t body_alloc;
 };
@@ -319,8 +323,6 @@ static void refuse(struct tn_exchange *ex)
 	ex->resp.audit_type = audit_type;
 	ex->resp.audit_id = audit_id;
 	tn_response_error(&ex->resp, &ex->err);
-	if (ex->err.code == TN_E_METHOD)
-		tn_response_add_header(&ex->resp, "Allow", ex->allow);
 	ex->done = true;
 	release_upload(ex);
 	audit(ex);
@@ -329,7 +331,7 @@ static void refuse(struct tn_exchange *ex)
 static const struct tn_route *find_route(struct tn_exchange *ex, const char *method)
 {
 	const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
-	char *allow = ex->allow;
+	char allow[64] = "";
 	size_t used = 0;
 
 	for (size_t i = 0; i < tn_routes_count; i++) {
@@ -339,13 +341,14 @@ static const struct tn_route *find_route(struct tn_exchange *ex, const char *met
 			continue;
 		if (strcmp(r->method, want) == 0)
 			return r;
-		if (used + strlen(r->method) + 3 < sizeof ex->allow)
-			used += (size_t)snprintf(allow + used, sizeof ex->allow - used, "%s%s",
+		if (used + strlen(r->method) + 3 < sizeof allow)
+			used += (size_t)snprintf(allow + used, sizeof allow - used, "%s%s",
 						 used ? ", " : "", r->method);
 	}
 	if (used) {
 		tn_fail(&ex->err, TN_E_METHOD, "method %s is not allowed on %s (allowed: %s)", method,
 			ex->req.path, allow);
+		tn_response_add_header(&ex->resp, "Allow", allow);
 	} else {
 		tn_fail(&ex->err, TN_E_NOT_FOUND, "no such resource: %s", ex->req.path);
 	}
@@ -478,6 +481,24 @@ bool tn_exchange_done(const struct tn_exchange *ex)
 	return ex->done;
 }
 
+void tn_exchange_resume(struct tn_exchange *ex)
+{
+	const struct tn_defer_ops *ops = ex->resp.defer;
+	void *ctx = ex->resp.defer_ctx;
+
+	if (!ops)
+		return;
+	/* The deferred parts go; the rest of the response is built anew. */
+	ex->resp.defer = NULL;
+	ex->resp.defer_ctx = NULL;
+	free(ex->resp.defer_key);
+	ex->resp.defer_key = NULL;
+	if (ops->resume(ctx, &ex->req, &ex->resp, &ex->err) != 0)
+		refuse(ex);
+	if (ops->free)
+		ops->free(ctx);
+}
+
 struct tn_response *tn_exchange_response(struct tn_exchange *ex)
 {
 	return &ex->resp;
@@ -539,6 +560,7 @@ void tn_router_call(struct tn_server *srv, const char *method, const char *url,
 	for (size_t off = 0; off < len && !ex->done; off += piece)
 		tn_exchange_body(ex, body + off, len - off < piece ? len - off : piece);
 	tn_exchange_finish(ex);
+	tn_exchange_resume(ex);
 	*resp = ex->resp;
 	tn_response_init(&ex->resp);
 	tn_exchange_free(ex);

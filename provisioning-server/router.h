@@ -65,8 +65,10 @@ struct tn_request {
 	uint64_t body_seen;
 };
 
-/* A response body is one of: json, a byte buffer, a file range, a stream. */
+/* A response body is one of: json, a byte buffer, a file range, a stream;
+ * or the response is deferred (a long-poll): no answer yet. */
 struct tn_stream_ops;
+struct tn_defer_ops;
 
 struct tn_response {
 	int status;
@@ -78,6 +80,14 @@ struct tn_response {
 	uint64_t fd_offset, fd_size;
 	const struct tn_stream_ops *stream;
 	void *stream_ctx;      /* owned by the stream's ops */
+	const struct tn_defer_ops *defer;
+	void *defer_ctx;       /* owned by the defer ops */
+	char *defer_key;       /* what wakes it: tn_http_wake_key(key) */
+	uint64_t defer_until_ms; /* CLOCK_MONOTONIC deadline of the wait */
+	/* Called once when the response is done with (sent, or dropped):
+	 * releases what the handler holds for it (a download slot). */
+	void (*on_release)(void *ctx);
+	void *release_ctx;
 	struct {
 		char *name, *value;
 	} headers[TN_RESPONSE_MAX_HEADERS];
@@ -94,6 +104,19 @@ struct tn_response {
  * the stream.  free releases ctx. */
 struct tn_stream_ops {
 	ssize_t (*read)(void *ctx, uint64_t pos, char *buf, size_t max);
+	void (*free)(void *ctx);
+};
+
+/* A deferred response: the HTTP layer parks the connection (suspended,
+ * holding no thread) until tn_http_wake_key(defer_key) or the deadline,
+ * then calls resume to make the real response.  ready is asked once the
+ * connection is parked: true means what it waits for already happened
+ * (a change between the handler's check and the parking), and it resumes
+ * at once.  free releases ctx. */
+struct tn_defer_ops {
+	bool (*ready)(void *ctx);
+	int (*resume)(void *ctx, struct tn_request *req, struct tn_response *resp,
+		      struct tn_error *err);
 	void (*free)(void *ctx);
 };
 
@@ -157,6 +180,9 @@ void tn_exchange_body(struct tn_exchange *ex, const char *data, size_t len);
 /* The body is complete: runs the handler and writes the audit entry. */
 void tn_exchange_finish(struct tn_exchange *ex);
 bool tn_exchange_done(const struct tn_exchange *ex);
+/* After a deferred response's wait: runs its resume to make the final
+ * response (a failure becomes an error response). */
+void tn_exchange_resume(struct tn_exchange *ex);
 struct tn_response *tn_exchange_response(struct tn_exchange *ex);
 /* The route's pattern ("unmatched" when none), for metrics. */
 const char *tn_exchange_route(const struct tn_exchange *ex);
@@ -166,7 +192,8 @@ void tn_exchange_free(struct tn_exchange *ex);
 
 /* In-process call: begin + body + finish.  headers is a NULL-terminated
  * list of "Name: value" strings.  *resp receives the response (the caller
- * clears it with tn_response_clear). */
+ * clears it with tn_response_clear).  A deferred response is resumed at
+ * once, as if its wait had run out. */
 void tn_router_call(struct tn_server *srv, const char *method, const char *url,
 		    const char *const *headers, const char *body, size_t len,
 		    struct tn_response *resp);

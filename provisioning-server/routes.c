@@ -35,11 +35,29 @@ const struct tn_route tn_routes[] = {
 	W("PATCH", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_patch, "cluster.update"),
 	W("DELETE", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_delete, "cluster.delete"),
 
+	R("GET", "/api/v1/targets", VIEWER, tn_api_target_list),
+	R("GET", "/api/v1/targets/{}", VIEWER, tn_api_target_get),
+	W("POST", "/api/v1/targets/{}/revoke", OPERATOR, tn_api_target_revoke, "target.revoke"),
+	R("GET", "/api/v1/targets/{}/logs", VIEWER, tn_api_target_logs),
+
+	W("POST", "/api/v1/rollouts", OPERATOR, tn_api_rollout_create, "rollout.create"),
+	R("GET", "/api/v1/rollouts", VIEWER, tn_api_rollout_list),
+	R("GET", "/api/v1/rollouts/{}", VIEWER, tn_api_rollout_get),
+	W("POST", "/api/v1/rollouts/{}/approve", OPERATOR, tn_api_rollout_approve,
+	  "rollout.approve"),
+
 	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
 	  "enrollment_token.create"),
 
 	R("GET", "/api/v1/events", VIEWER, tn_api_events_list),
 	R("GET", "/api/v1/events/stream", VIEWER, tn_api_events_stream),
+
+	/* The agents' side: a target token opens its own target only (the
+	 * handlers act on the caller's target id, never on one in the path). */
+	R("POST", "/agent/v1/enroll", PUBLIC, tn_api_agent_enroll),
+	R("GET", "/agent/v1/desired", AGENT, tn_api_agent_desired),
+	R("GET", "/agent/v1/blobs/{}", AGENT, tn_api_agent_blob),
+	R("POST", "/agent/v1/report", AGENT, tn_api_agent_report),
 
 	W("POST", "/api/v1/tokens", ADMIN, tn_api_token_create, "token.create"),
 	R("GET", "/api/v1/tokens", ADMIN, tn_api_token_list),

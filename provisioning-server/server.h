@@ -15,6 +15,7 @@ struct tn_auth;
 struct tn_key;
 struct tn_metrics;
 struct tn_http;
+struct tn_documents;
 
 struct tn_server {
 	char *data_dir;
@@ -25,6 +26,7 @@ struct tn_server {
 	struct tn_key *key;
 	struct tn_metrics *metrics;
 	struct tn_http *http;          /* NULL in in-process use */
+	struct tn_documents *documents; /* targets' desired documents, cached */
 	uint64_t max_upload;           /* largest bundle or distribution archive */
 	struct tn_archive_limits archive_limits;
 };

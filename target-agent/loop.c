@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "xalloc.h"
 
 #define MAX_WAIT_MS 1000
@@ -47,10 +48,7 @@ struct tn_loop {
 
 uint64_t tn_loop_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return tn_clock_ms();
 }
 
 struct tn_loop *tn_loop_new(void)

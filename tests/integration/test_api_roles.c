@@ -391,6 +391,9 @@ static int design_role(const char *method, const char *pattern)
 	for (size_t k = 0; public_routes[k]; k++)
 		if (strcmp(pattern, public_routes[k]) == 0)
 			return read ? TN_ROLE_PUBLIC : -1;
+	/* Enrollment is open: the enrollment token in the body is the secret. */
+	if (strcmp(pattern, "/agent/v1/enroll") == 0)
+		return read ? -1 : TN_ROLE_PUBLIC;
 	if (under(pattern, "/agent/v1"))
 		return TN_ROLE_AGENT;
 	if (under(pattern, "/api/v1/tokens")) /* listing them too: "(admin)" */
