@@ -363,12 +363,16 @@ static int authenticate(struct tn_exchange *ex)
 
 	if (r->role == TN_ROLE_PUBLIC)
 		return 0;
-	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		tn_response_add_header(&ex->resp, "WWW-Authenticate", "Bearer");
 		return tn_fail(&ex->err, TN_E_UNAUTHORIZED,
 			       "missing credentials: send Authorization: Bearer <token>");
+	}
 	rc = tn_auth_check(ex->req.srv->auth, auth + 7, &ex->req.who, &ex->err);
-	if (rc != 0)
+	if (rc != 0) {
+		tn_response_add_header(&ex->resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		return rc;
+	}
 	ex->authenticated = true;
 	if (r->role == TN_ROLE_AGENT ? ex->req.who.role != TN_ROLE_AGENT
 				     : (ex->req.who.role == TN_ROLE_AGENT || ex->req.who.role < r->role))
