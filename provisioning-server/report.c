@@ -96,8 +96,9 @@ int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *
 	    (rc = tn_json_get_int(out->root, "", "generation", true, 0, INT64_MAX, &generation,
 				  err)) ||
 	    (rc = tn_json_get_string(out->root, "", "release", false, &out->release, err)) ||
-	    (rc = tn_json_get_string(out->root, "", "phase", true, &out->phase, err)) ||
-	    (rc = tn_json_get_string(out->root, "", "state", true, &out->state, err)) ||
+	    (rc = tn_json_get_string(out->root, "", "phase", false, &out->phase, err)) ||
+	    (rc = tn_json_get_string(out->root, "", "state", !!json_object_get(out->root, "phase"),
+				     &out->state, err)) ||
 	    (rc = tn_json_get_object(out->root, "", "progress", false, &progress, err)) ||
 	    (rc = tn_json_get_string(out->root, "", "health", false, &out->health, err)) ||
 	    (rc = tn_json_get_array(out->root, "", "bundles", false, &out->bundles, err)) ||
@@ -107,6 +108,10 @@ int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *
 	    (rc = check_enum(out->state, "state", states, err)) ||
 	    (rc = check_enum(out->health, "health", healths, err)))
 		goto out;
+	if (!out->phase && out->state) {
+		rc = tn_fail(err, TN_E_INVALID, "state: given without a phase");
+		goto out;
+	}
 	if (progress) {
 		static const char *const pkeys[] = {"done", "total", NULL};
 

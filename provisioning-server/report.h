@@ -19,7 +19,10 @@ struct tn_agent_report {
 	int64_t generation;  /* the document generation the agent acts on */
 	const char *release; /* the release the phase is about (after a
 				rollback: the one now running again) */
-	const char *phase;   /* prepare, switch, commit, rollback, remove */
+	/* prepare, switch, commit, rollback, remove; NULL for a status report
+	 * (health and bundles only, e.g. a liveness change after a commit),
+	 * and then state is NULL too. */
+	const char *phase;
 	const char *state;   /* started, progress, succeeded, failed */
 	bool has_progress;
 	int64_t done, total; /* bytes prepared so far / to prepare */

@@ -284,6 +284,12 @@ static const char *phase_after(const struct tn_agent_report *r)
 int tn_rollout_on_report(struct tn_server *srv, const char *target_id,
 			 const struct tn_agent_report *r, struct tn_error *err)
 {
+	if (!r->phase) {
+		struct tn_store_target_update status = {.health = r->health, .bundles = r->bundles,
+							.logs = r->log_tail, .seen = true};
+
+		return tn_store_target_update(srv->store, target_id, &status, err);
+	}
 	struct tn_store_target_update u = {.phase = phase_after(r), .health = r->health,
 					   .bundles = r->bundles, .logs = r->log_tail,
 					   .seen = true};
