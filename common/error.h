@@ -33,6 +33,10 @@ enum tn_errcode {
 	TN_E_UNAVAILABLE,      /* try again later */
 	TN_E_SIGNATURE,        /* a signature or digest does not verify */
 	TN_E_UNRESOLVED,       /* bundle requirements do not resolve */
+	/* Desired documents (agent side): each refusal has its own code. */
+	TN_E_UNSIGNED,         /* a document that must be signed is not */
+	TN_E_WRONG_TARGET,     /* a document meant for another target */
+	TN_E_STALE,            /* an older generation than one already seen */
 	/* Archives: each hostile shape has its own code. */
 	TN_E_ARCHIVE_CORRUPT,    /* not a zip, truncated, CRC mismatch */
 	TN_E_ARCHIVE_TRAVERSAL,  /* an entry name with a `..` segment */

@@ -74,7 +74,7 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static bool valid_bundle_name(const char *s)
+bool tn_manifest_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -273,7 +273,7 @@ static int parse_name_version(struct tn_manifest *m, struct tn_error *err)
 	rc = tn_json_get_string(m->raw, NULL, "name", true, &m->name, err);
 	if (rc < 0)
 		return rc;
-	if (!valid_bundle_name(m->name))
+	if (!tn_manifest_name_valid(m->name))
 		return tn_fail(err, TN_E_INVALID, "name: \"%.*s\" is not a valid bundle name (%s)",
 			       Q(m->name), NAME_RULE);
 	rc = tn_json_get_string(m->raw, NULL, "version", true, &version, err);
@@ -292,7 +292,7 @@ static int parse_require(struct tn_manifest *m, const char *key, json_t *v,
 	char *path = tn_json_path("requires", key);
 	int rc = 0;
 
-	if (!valid_bundle_name(key)) {
+	if (!tn_manifest_name_valid(key)) {
 		rc = tn_fail(err, TN_E_INVALID, "%s: not a valid bundle name (%s)", path,
 			     NAME_RULE);
 		goto out;

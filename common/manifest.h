@@ -162,6 +162,10 @@ int tn_manifest_parse(const char *buf, size_t len, struct tn_manifest **out,
 /* Frees m and its raw JSON; NULL is a no-op. */
 void tn_manifest_free(struct tn_manifest *m);
 
+/* Whether s is a valid bundle name (the rule under "name" above); the
+ * agent checks the names a desired document gives with it. */
+bool tn_manifest_name_valid(const char *s);
+
 /* Whether {{name}} may appear in this bundle's strings and templates: a
  * built-in or one of its config keys.  The server uses it on the template
  * files of an uploaded archive. */
