@@ -31,6 +31,7 @@ void tn_journal_clear(struct tn_journal *j)
 	free(j->target_id);
 	free(j->token);
 	free(j->server_key);
+	free(j->cluster);
 	free(j->from);
 	free(j->to);
 	free(j->failed);
@@ -98,6 +99,7 @@ int tn_journal_load(const char *dir, struct tn_journal *j, struct tn_error *err)
 	for (size_t p = 0; phase && p < sizeof phase_names / sizeof phase_names[0]; p++)
 		if (strcmp(phase, phase_names[p]) == 0)
 			j->phase = (enum tn_journal_phase)p;
+	take(&j->cluster, prog, "cluster");
 	take(&j->from, prog, "from");
 	take(&j->to, prog, "to");
 	j->switch_generation = json_integer_value(json_object_get(prog, "switch_generation"));
@@ -132,8 +134,9 @@ int tn_journal_save_identity(const char *dir, const struct tn_journal *j, struct
 
 int tn_journal_save(const char *dir, const struct tn_journal *j, struct tn_error *err)
 {
-	json_t *obj = json_pack("{s:I, s:s, s:s?, s:s?, s:I, s:s?, s:I, s:s?}", "generation",
-				(json_int_t)j->generation, "phase", tn_journal_phase_name(j->phase),
+	json_t *obj = json_pack("{s:I, s:s?, s:s, s:s?, s:s?, s:I, s:s?, s:I, s:s?}", "generation",
+				(json_int_t)j->generation, "cluster", j->cluster, "phase",
+				tn_journal_phase_name(j->phase),
 				"from", j->from, "to", j->to, "switch_generation",
 				(json_int_t)j->switch_generation, "failed", j->failed,
 				"failed_generation", (json_int_t)j->failed_generation, "message",

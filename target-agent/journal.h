@@ -28,6 +28,7 @@ struct tn_journal {
 	char *server_key;  /* base64 of the Ed25519 public key */
 	/* progress (journal.json) */
 	int64_t generation; /* highest seen */
+	char *cluster;      /* from the documents: {{cluster.name}} */
 	enum tn_journal_phase phase;
 	char *from;         /* release ids, or NULL */
 	char *to;
