@@ -282,7 +282,8 @@ TN_HANDLER(tn_api_agent_blob)
 	resp->fd = fd;
 	resp->content_type = "application/zip";
 	tn_response_add_header(resp, "Accept-Ranges", "bytes");
-	tn_response_add_header(resp, "ETag", sha);
+	snprintf(buf, sizeof buf, "\"%.64s\"", sha);
+	tn_response_add_header(resp, "ETag", buf);
 	if (range == 1) {
 		snprintf(buf, sizeof buf, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
 		tn_response_add_header(resp, "Content-Range", buf);

@@ -165,6 +165,9 @@ int tn_rollout_approve(struct tn_server *srv, const char *id, const char *actor,
 										 : "succeeded",
 					     err)))
 		goto out;
+	/* No target to wait for: it ends here, and says so like any other. */
+	if (json_array_size(rollout_targets(r)) == 0)
+		tn_audit(srv, &system_actor, "rollout.succeeded", "rollout", id, "ok", NULL);
 	json_array_foreach(rollout_targets(r), i, t) {
 		const char *target = json_string_value(json_object_get(t, "id"));
 		struct tn_doc_change ch = {.set_run = true,
