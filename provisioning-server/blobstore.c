@@ -1,6 +1,7 @@
 /* blobstore.c - content-addressed blob files: uploads are streamed into blobs/tmp while
  * being hashed, then fsynced and renamed to blobs/sha256/ab/abcd...; stale temp files are
- * removed at open; the garbage collector visits the tree's two levels and nothing else. */
+ * removed at open; the garbage collector visits the tree's two levels and nothing else.
+ * A large upload is hashed by a thread of its own, beside the one receiving it. */
 #include "blobstore.h"
 
 #include <dirent.h>
@@ -27,6 +28,13 @@
  * go straight from the caller's buffer, never copied. */
 #define GATHER_SIZE (256 * 1024)
 
+/* sha256 costs about as much CPU as receiving the bytes and writing them (measured on a
+ * 1 GiB upload through MHD: 45% of the request thread's time in sha256, 33% in recv,
+ * 18% in write), so an upload that fills the gather buffer once gets a hashing thread:
+ * it hashes one buffer while the request thread writes it and fills the other.  Smaller
+ * uploads are hashed in the caller's thread, without one. */
+#define HASH_THREAD_MIN GATHER_SIZE
+
 /* With fsync on, writeback of what is already written is started every this many bytes,
  * so the disk works while the rest is hashed and the fsync at commit finds little left. */
 #define WRITEBACK_STEP (8 * 1024 * 1024)
@@ -39,6 +47,17 @@ struct tn_blobstore {
 	pthread_rwlock_t lock;
 };
 
+/* The hashing thread: one buffer at a time, in order. */
+struct hasher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct tn_sha256 *md;	  /* the writer's; only this thread updates it while running */
+	const unsigned char *job; /* being hashed, or NULL when idle */
+	size_t job_len;
+	bool stop;
+};
+
 struct tn_blob_writer {
 	struct tn_blobstore *bs;
 	char *path;
@@ -46,12 +65,14 @@ struct tn_blob_writer {
 	bool created; /* the temp file is ours to remove */
 	struct tn_sha256 *md;
 	uint64_t max;
-	uint64_t size;	  /* bytes accepted and hashed */
-	uint64_t on_disk; /* bytes written to fd (size minus what is gathered) */
-	uint64_t kicked;  /* bytes whose writeback was started */
-	unsigned char *gather;
+	uint64_t size;	       /* bytes accepted: hashed, or handed to the hashing thread */
+	uint64_t on_disk;      /* bytes written to fd (size minus what is gathered) */
+	uint64_t kicked;       /* bytes whose writeback was started */
+	unsigned char *gather; /* being filled */
 	size_t gathered;
-	bool spoiled; /* a write failed: file and hash may disagree, never commit */
+	unsigned char *spare;  /* the other buffer: idle, or being hashed */
+	struct hasher *hasher; /* NULL: hashed in the caller's thread */
+	bool spoiled;	       /* a write failed: file and hash may disagree, never commit */
 };
 
 bool tn_blob_hex_valid(const char *hex)
@@ -217,8 +238,101 @@ void tn_blobstore_unlock(struct tn_blobstore *bs)
 
 /* ---------------------------------------------------------------- writer */
 
+static void *hash_loop(void *arg)
+{
+	struct hasher *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (!h->job && !h->stop)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (!h->job)
+			break;
+		pthread_mutex_unlock(&h->lock);
+		tn_sha256_update(h->md, h->job, h->job_len);
+		pthread_mutex_lock(&h->lock);
+		h->job = NULL;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Starts w's hashing thread; without one (it could not start) w hashes in the caller's
+ * thread, which is only slower. */
+static void hasher_start(struct tn_blob_writer *w)
+{
+	struct hasher *h = xcalloc(1, sizeof *h);
+	int prc;
+
+	h->md = w->md;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	prc = pthread_create(&h->thread, NULL, hash_loop, h);
+	if (prc != 0) {
+		tn_log(TN_LOG_WARN, "blobstore", "hash_thread_failed", "{s:s}", "reason",
+		       strerror(prc));
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return;
+	}
+	w->hasher = h;
+}
+
+/* Waits until the hashing thread has finished with its buffer. */
+static void hash_wait(struct tn_blob_writer *w)
+{
+	struct hasher *h = w->hasher;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	while (h->job)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Hashes p[0..len) after everything submitted before it: hands it to the hashing thread
+ * (p must then stay unchanged until the next hash_submit or hash_wait returns), or hashes
+ * it here. */
+static void hash_submit(struct tn_blob_writer *w, const unsigned char *p, size_t len)
+{
+	struct hasher *h = w->hasher;
+
+	if (!h) {
+		tn_sha256_update(w->md, p, len);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	while (h->job)
+		pthread_cond_wait(&h->cond, &h->lock);
+	h->job = p;
+	h->job_len = len;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void hasher_stop(struct tn_blob_writer *w)
+{
+	struct hasher *h = w->hasher;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL); /* after the buffer in hand, if any */
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	w->hasher = NULL;
+}
+
 static void writer_free(struct tn_blob_writer *w, bool remove_tmp)
 {
+	hasher_stop(w); /* before the buffers it may be reading go */
 	if (w->fd >= 0)
 		close(w->fd);
 	/* only a file we created: after a failed mkostemp the template may name
@@ -227,6 +341,7 @@ static void writer_free(struct tn_blob_writer *w, bool remove_tmp)
 		unlink(w->path);
 	tn_sha256_free(w->md);
 	free(w->gather);
+	free(w->spare);
 	free(w->path);
 	free(w);
 }
@@ -294,13 +409,26 @@ out:
 	return rc;
 }
 
+/* Hashes and writes the gathered bytes, then fills the other buffer next: the hashing
+ * thread, if any, goes on with this one meanwhile. */
 static int flush_gathered(struct tn_blob_writer *w, struct tn_error *err)
 {
-	int rc = 0;
+	unsigned char *full = w->gather;
+	int rc;
 
-	if (w->gathered > 0) {
-		rc = write_fd(w, w->gather, w->gathered, err);
-		w->gathered = 0;
+	if (w->gathered == 0)
+		return 0;
+	if (!w->hasher && w->size >= HASH_THREAD_MIN)
+		hasher_start(w);
+	hash_submit(w, full, w->gathered);
+	rc = write_fd(w, full, w->gathered, err);
+	w->gathered = 0;
+	if (w->hasher) {
+		/* the next hash_submit waits until the hashing thread is done with full */
+		if (!w->spare)
+			w->spare = xmalloc(GATHER_SIZE);
+		w->gather = w->spare;
+		w->spare = full;
 	}
 	return rc;
 }
@@ -321,13 +449,18 @@ int tn_blob_writer_write(struct tn_blob_writer *w, const void *data, size_t len,
 	}
 	if (len == 0)
 		goto out;
-	/* hashed straight from the caller's buffer, while it is hot in the cache */
-	tn_sha256_update(w->md, data, len);
 	w->size += len;
 	if (len >= GATHER_SIZE) {
+		/* written straight from the caller's buffer, which is only borrowed: hashed
+		 * (beside the write, with a hashing thread) before returning */
 		rc = flush_gathered(w, err);
-		if (rc == 0)
-			rc = write_fd(w, data, len, err);
+		if (rc != 0)
+			goto out;
+		if (!w->hasher && w->size >= HASH_THREAD_MIN)
+			hasher_start(w);
+		hash_submit(w, data, len);
+		rc = write_fd(w, data, len, err);
+		hash_wait(w);
 		goto out;
 	}
 	if (w->gathered + len > GATHER_SIZE) {
@@ -392,6 +525,7 @@ int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
 	rc = tn_blob_writer_flush(w, err);
 	if (rc != 0)
 		goto out;
+	hasher_stop(w); /* every byte hashed */
 	tn_sha256_final_hex(w->md, hex);
 	if (expected_hex && strcmp(expected_hex, hex) != 0) {
 		rc = tn_fail(err, TN_E_SIGNATURE, "sha256 mismatch: expected %s, got %s",

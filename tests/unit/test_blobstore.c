@@ -195,6 +195,49 @@ static void test_odd_chunks_land_at_their_address(void **state)
 	tn_blobstore_close(bs);
 }
 
+/* Many small chunks, the size an HTTP server hands over, fill the gathering buffer many
+ * times over (the writer then hashes in a thread of its own, beside the writes); the
+ * hash and bytes must be those of the whole, and an abort with a buffer still being
+ * hashed must leave nothing. */
+static void test_many_small_chunks_hashed_in_order(void **state)
+{
+	const size_t total = (3u << 20) + 12345, chunk = 7948;
+	struct tn_blobstore *bs = open_store();
+	struct tn_blob_writer *w = NULL;
+	unsigned char *data = make_data(total, 7), *back = NULL;
+	char want[TN_BLOB_HEX_LEN + 1], got[TN_BLOB_HEX_LEN + 1];
+	char *path = NULL;
+	struct tn_error err;
+	size_t len = 0;
+
+	sha256_hex(data, total, want);
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(tn_blob_writer_begin(bs, UINT64_MAX, &w, &err), 0);
+		for (size_t off = 0; off < total; off += chunk) {
+			size_t n = total - off < chunk ? total - off : chunk;
+
+			assert_int_equal(tn_blob_writer_write(w, data + off, n, &err), 0);
+		}
+		if (pass == 0) {
+			tn_blob_writer_abort(w);
+			assert_int_equal(count_files("tmp"), 0);
+			continue;
+		}
+		assert_int_equal(tn_blob_writer_commit(w, NULL, got, NULL, &err), 0);
+		assert_string_equal(got, want);
+	}
+	assert_int_equal(tn_blob_path(bs, want, &path, &err), 0);
+	read_whole(path, &back, &len);
+	assert_int_equal(len, total);
+	assert_memory_equal(back, data, total);
+	assert_int_equal(count_files("tmp"), 0);
+	assert_int_equal(count_files("sha256"), 1);
+	free(back);
+	free(path);
+	free(data);
+	tn_blobstore_close(bs);
+}
+
 static void test_empty_blob_and_fsync_off(void **state)
 {
 	struct tn_blobstore *bs = open_store();
@@ -565,6 +608,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_odd_chunks_land_at_their_address, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_small_chunks_hashed_in_order, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_blob_and_fsync_off, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expected_mismatch_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_too_large_leaves_nothing, setup, teardown),
