@@ -52,13 +52,19 @@ static void set_global(struct cli_globals *g, const char *name, const char *v)
 /* Finds an option by long name (len bytes of name) or by letter in the
  * command's table first, then in the global one.  *global tells which. */
 static const struct cli_option *find(const struct cli_option *options, const char *name,
-				     size_t len, char letter, bool *global, size_t *index)
+				     size_t len, char letter, bool before_noun, bool *global,
+				     size_t *index)
 {
 	const struct cli_option *tables[2] = {options, cli_global_options};
 
 	for (size_t t = 0; t < 2; t++) {
 		for (size_t i = 0; tables[t] && tables[t][i].name; i++) {
 			const struct cli_option *o = &tables[t][i];
+
+			/* --version is the program's before the noun, and free for
+			 * commands after it (dist push --version V) */
+			if (t == 1 && !before_noun && strcmp(o->name, "version") == 0)
+				continue;
 			bool hit = letter ? o->letter == letter
 					  : strlen(o->name) == len &&
 						memcmp(o->name, name, len) == 0;
@@ -121,7 +127,7 @@ int cli_args_parse(const struct cli_option *options, int argc, char **argv,
 			if (arg[2])
 				value = arg + 2;
 		}
-		o = find(options, name, len, letter, &global, &index);
+		o = find(options, name, len, letter, stop_at_positional, &global, &index);
 		if (!o)
 			return tn_fail(err, TN_E_INVALID, "unknown option %s%.*s",
 				       letter ? "-" : "--", (int)len, name);

@@ -16,7 +16,8 @@
 /* Values one option may be given, and positional arguments, at most. */
 #define CLI_MAX_VALUES 1024
 
-/* The options every command takes, before the noun or after the verb. */
+/* The options every command takes, before the noun or after the verb
+ * (--version only before the noun). */
 struct cli_globals {
 	const char *server, *token, *cacert, *output; /* borrowed from argv */
 	bool help, version;

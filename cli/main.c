@@ -67,7 +67,7 @@ static void print_main_help(void)
 		   "have yet: they send their request anyway and, when the server answers that\n"
 		   "it has no such endpoint, say so and exit 1.  They work once the server does.\n"
 		   "\n"
-		   "Options, anywhere on the line:\n");
+		   "Options, anywhere on the line (--version: before the command):\n");
 	for (const struct cli_option *o = cli_global_options; o->name; o++)
 		print_option(o);
 	cli_printf(
@@ -113,7 +113,8 @@ static void print_command_help(const struct cli_noun *n, const struct cli_comman
 	}
 	cli_printf("\nGlobal options (see tender --help):\n");
 	for (const struct cli_option *o = cli_global_options; o->name; o++)
-		print_option(o);
+		if (strcmp(o->name, "version") != 0)
+			print_option(o);
 }
 
 /* ------------------------------------------------------------ configuration */

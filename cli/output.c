@@ -111,12 +111,27 @@ json_t *cli_json_at(json_t *obj, const char *path)
 	return obj;
 }
 
+/* s with control characters made visible; takes ownership of s. */
+static char *safe_copy(char *s)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	put_safe(f, s, strlen(s), false);
+	fclose(f);
+	free(s);
+	return out;
+}
+
 char *cli_text(const json_t *v)
 {
 	char *out = NULL, *dump;
 	size_t len = 0;
 	FILE *f;
 
+	if (!v)
+		return xstrdup("-");
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		f = open_memstream(&out, &len);
@@ -176,7 +191,7 @@ void cli_print_table(json_t *items, const struct cli_column *columns)
 
 		for (size_t c = 0; c < ncols; c++) {
 			char *cell = columns[c].format
-					 ? columns[c].format(item)
+					 ? safe_copy(columns[c].format(item))
 					 : cli_text(cli_json_at(item, columns[c].path));
 			size_t w = width_of(cell);
 

@@ -42,7 +42,8 @@ json_t *cli_json_at(json_t *obj, const char *path);
 char *cli_text(const json_t *v);
 
 /* A column of a table: its header, and the value of each item at `path`,
- * or what `format` makes of the item (a caller-freed string). */
+ * or what `format` makes of the item (a caller-freed string; its control
+ * characters are made visible too). */
 struct cli_column {
 	const char *header;
 	const char *path;
