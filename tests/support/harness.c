@@ -11,12 +11,14 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -580,4 +582,178 @@ long th_raw_http(struct th_server *s, const void *request, size_t len, double de
 		status = strtol(got.p + 9, NULL, 10);
 	*out = got.p ? got.p : xstrdup("");
 	return status;
+}
+
+/* ------------------------------------------------------------ child programs */
+
+void th_run_start(struct th_run *r, const char *path, const char *const *args,
+		  const char *const *env, bool tty_stderr)
+{
+	static const char *const passed_on[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+						 NULL};
+	const char *argv[256], *envp[256];
+	char *kept[8] = {NULL};
+	int out[2], err[2], nkept = 0;
+	size_t argc = 0, envc = 0;
+	pid_t pid;
+
+	memset(r, 0, sizeof *r);
+	r->status = -1;
+	argv[argc++] = path;
+	for (size_t i = 0; args && args[i] && argc < 255; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	for (size_t i = 0; env && env[i] && envc < 240; i++)
+		envp[envc++] = env[i];
+	for (size_t i = 0; passed_on[i]; i++) {
+		const char *v = getenv(passed_on[i]);
+
+		if (v) {
+			kept[nkept] = xasprintf("%s=%s", passed_on[i], v);
+			envp[envc++] = kept[nkept++];
+		}
+	}
+	envp[envc] = NULL;
+	if (pipe2(out, O_CLOEXEC) != 0)
+		fatal("pipe2 failed", NULL);
+	if (tty_stderr) {
+		struct winsize ws = {.ws_row = 40, .ws_col = 100};
+
+		if (openpty(&err[0], &err[1], NULL, NULL, &ws) != 0)
+			fatal("openpty failed", NULL);
+		fcntl(err[0], F_SETFD, FD_CLOEXEC);
+		fcntl(err[1], F_SETFD, FD_CLOEXEC);
+	} else if (pipe2(err, O_CLOEXEC) != 0) {
+		fatal("pipe2 failed", NULL);
+	}
+	pid = fork();
+	if (pid < 0)
+		fatal("fork failed", NULL);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* the test program may ignore or block signals: the child must not */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		dup2(null, STDIN_FILENO);
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		execve(path, (char *const *)argv, (char *const *)envp);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	r->pid = pid;
+	r->out_fd = out[0];
+	r->err_fd = err[0];
+	r->out = xstrdup("");
+	r->err = xstrdup("");
+	for (int i = 0; i < nkept; i++)
+		free(kept[i]);
+}
+
+/* Reads what comes within wait_ms: the bytes read, -1 when both streams
+ * are closed. */
+static long run_read(struct th_run *r, int wait_ms)
+{
+	struct pollfd pfd[2] = {{.fd = r->out_fd, .events = POLLIN},
+				{.fd = r->err_fd, .events = POLLIN}};
+	long total = 0;
+
+	if (r->out_fd < 0 && r->err_fd < 0)
+		return -1;
+	if (poll(pfd, 2, wait_ms) <= 0)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		int *fd = i ? &r->err_fd : &r->out_fd;
+		char **buf = i ? &r->err : &r->out;
+		size_t *len = i ? &r->err_len : &r->out_len;
+		char chunk[4096];
+		ssize_t n;
+
+		if (*fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = read(*fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) { /* a pty's master reads EIO once the child is gone */
+			close(*fd);
+			*fd = -1;
+			continue;
+		}
+		*buf = xrealloc(*buf, *len + (size_t)n + 1);
+		memcpy(*buf + *len, chunk, (size_t)n);
+		*len += (size_t)n;
+		(*buf)[*len] = '\0';
+		total += n;
+	}
+	return total;
+}
+
+bool th_run_wait_for(struct th_run *r, const char *needle, bool err_too, double deadline_s)
+{
+	double deadline = now_s() + deadline_s;
+
+	for (;;) {
+		if (strstr(r->out, needle) || (err_too && strstr(r->err, needle)))
+			return true;
+		if (now_s() > deadline)
+			return false;
+		if (run_read(r, 50) < 0)
+			pause_ms(50);
+	}
+}
+
+int th_run_finish(struct th_run *r, double deadline_s)
+{
+	double deadline = now_s() + deadline_s;
+	int status;
+
+	/* bounded by the deadline */
+	for (;;) {
+		long n = run_read(r, 50);
+
+		if (r->pid > 0 && waitpid(r->pid, &status, WNOHANG) == r->pid) {
+			r->pid = 0;
+			r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			continue; /* read what it left once more */
+		}
+		/* gone, and nothing more came (a grandchild may hold a stream) */
+		if (r->pid == 0 && n <= 0)
+			return r->status;
+		if (now_s() > deadline) {
+			fprintf(stderr, "harness: a child did not end within %.0f s; killed\n",
+				deadline_s);
+			kill(r->pid, SIGKILL);
+			waitpid(r->pid, NULL, 0);
+			r->pid = 0;
+			return -1;
+		}
+		if (n < 0)
+			pause_ms(20);
+	}
+}
+
+void th_run_free(struct th_run *r)
+{
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+	}
+	if (r->out_fd >= 0)
+		close(r->out_fd);
+	if (r->err_fd >= 0)
+		close(r->err_fd);
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof *r);
+	r->out_fd = r->err_fd = -1;
+}
+
+int th_tender(struct th_run *r, const char *const *args, const char *const *env)
+{
+	th_run_start(r, TN_BUILDDIR "/tender", args, env, false);
+	return th_run_finish(r, 60);
 }

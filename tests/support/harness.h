@@ -92,4 +92,35 @@ long th_raw_http(struct th_server *s, const void *request, size_t len, double de
 char *th_tmpdir(void);
 void th_rmtree(const char *dir);
 
+/* ------------------------------------------------------------ child programs */
+
+/* A program run as a child (the tender CLI, or any other) with its output
+ * captured.  Children die with the test program (PR_SET_PDEATHSIG). */
+struct th_run {
+	pid_t pid;
+	int out_fd, err_fd; /* -1 once at end of file */
+	char *out, *err;    /* NUL-terminated: what was read so far */
+	size_t out_len, err_len;
+	int status;         /* exit status, 128 + signal, -1 while running */
+};
+
+/* Starts path with args (NULL-terminated, argv[0] not included) and
+ * exactly the environment env ("NAME=value", NULL-terminated; the test
+ * program's sanitizer options are passed on too).  stdin is /dev/null;
+ * with tty_stderr the child's stderr is a pseudo-terminal 100 columns wide
+ * (read into err), else a pipe. */
+void th_run_start(struct th_run *r, const char *path, const char *const *args,
+		  const char *const *env, bool tty_stderr);
+/* Reads the child's output until its stdout (err_too: or stderr) holds
+ * needle, or deadline_s passes; true when it does. */
+bool th_run_wait_for(struct th_run *r, const char *needle, bool err_too, double deadline_s);
+/* Reads until the child closes both streams and exits; returns its exit
+ * status (128 + signal).  Past deadline_s the child is killed and -1
+ * returned. */
+int th_run_finish(struct th_run *r, double deadline_s);
+void th_run_free(struct th_run *r);
+
+/* The tender CLI of the build tree: start + finish within 60 s. */
+int th_tender(struct th_run *r, const char *const *args, const char *const *env);
+
 #endif
