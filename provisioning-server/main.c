@@ -312,8 +312,10 @@ static char *listen_url(const struct options *o, uint16_t port)
 	return xasprintf("%s://%.*s:%u", o->tls_cert ? "https" : "http", hlen, host, port);
 }
 
-/* The providers (opened before HTTP starts: the netns bridge must exist
- * for a --listen on its address), with the agent they and /downloads use. */
+/* The providers, parsed already (opened before the store, so that a bad
+ * setting leaves no half-made first start, and before HTTP starts: the
+ * netns bridge must exist for a --listen on its address), with the agent
+ * they and /downloads use. */
 static int open_providers(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
 	struct tn_provider_env env = {.data_dir = o->data, .listen = o->listen};
@@ -321,8 +323,7 @@ static int open_providers(const struct options *o, struct tn_server *srv, struct
 	int rc;
 
 	env.agent_path = agent;
-	if ((rc = tn_providers_new(o->providers, o->nproviders, &srv->providers, err)) == 0 &&
-	    (rc = tn_providers_open(srv->providers, &env, err)) == 0) {
+	if ((rc = tn_providers_open(srv->providers, &env, err)) == 0) {
 		const char *local = tn_provider_setting(
 			tn_providers_find(srv->providers, TN_PROVIDER_DEFAULT), "agent");
 
@@ -350,6 +351,7 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	    (rc = lock_data_dir(o->data, &data_lock_fd, err)) ||
 	    (rc = tn_remove_tree(srv->tmp_dir, err)) ||
 	    (rc = tn_mkdir_p(srv->tmp_dir, 0700, err)) ||
+	    (rc = open_providers(o, srv, err)) ||
 	    (rc = tn_store_open(db, &srv->store, err)) ||
 	    (rc = tn_blobstore_open(o->data, &srv->blobs, err)) ||
 	    (rc = tn_key_load_or_create(keyfile, &srv->key, err)))
@@ -358,8 +360,7 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	if ((first && (rc = create_admin_token(srv, o->admin_token_file, err))) ||
 	    (rc = tn_janitor_collect(srv, err)))
 		goto out;
-	if ((rc = tn_auth_open(srv->store, &srv->auth, err)) ||
-	    (rc = open_providers(o, srv, err)))
+	if ((rc = tn_auth_open(srv->store, &srv->auth, err)))
 		goto out;
 	srv->metrics = tn_metrics_new();
 	srv->documents = tn_documents_new();
@@ -447,8 +448,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (o.public_url && check_public_url(o.public_url, &srv.public_url, &err) != 0) {
+	if ((o.public_url && check_public_url(o.public_url, &srv.public_url, &err) != 0) ||
+	    tn_providers_new(o.providers, o.nproviders, &srv.providers, &err) != 0) {
 		fprintf(stderr, "tender-server: %s\n", err.message);
+		free(srv.public_url);
 		return 2;
 	}
 	if (open_server(&o, &srv, &err) != 0) {

@@ -632,6 +632,8 @@ static void test_local_lifecycle(void **state)
 		free(script);
 	}
 
+	/* a clean stop (and, in the sanitizer build, no report) */
+	assert_int_equal(th_server_stop(&f->srv), 0);
 	free(keep_id);
 	free(gone_id);
 	free(copy_id);
@@ -794,6 +796,7 @@ static void test_failures(void **state)
 	call(f, "DELETE", "/api/v1/clusters/bad", NULL, &r);
 	expect_status(&r, 204, "delete a cluster whose targets are removed");
 	th_response_free(&r);
+	assert_int_equal(th_server_stop(&f->srv), 0);
 	free(fake);
 }
 
