@@ -182,6 +182,17 @@ static void dump_log(struct fx *f)
 	free(text);
 }
 
+/* A clean stop: exit 0 (and, in the sanitizer build, no report). */
+static void stop_clean(struct fx *f)
+{
+	int rc = th_server_stop(&f->srv);
+
+	if (rc != 0) {
+		dump_log(f);
+		fail_msg("tender-server exited with %d on SIGTERM", rc);
+	}
+}
+
 static void dump_targets(struct fx *f, const char *cluster)
 {
 	json_t *all = targets(f, cluster, NULL), *t;
@@ -632,8 +643,7 @@ static void test_local_lifecycle(void **state)
 		free(script);
 	}
 
-	/* a clean stop (and, in the sanitizer build, no report) */
-	assert_int_equal(th_server_stop(&f->srv), 0);
+	stop_clean(f);
 	free(keep_id);
 	free(gone_id);
 	free(copy_id);
@@ -796,7 +806,7 @@ static void test_failures(void **state)
 	call(f, "DELETE", "/api/v1/clusters/bad", NULL, &r);
 	expect_status(&r, 204, "delete a cluster whose targets are removed");
 	th_response_free(&r);
-	assert_int_equal(th_server_stop(&f->srv), 0);
+	stop_clean(f);
 	free(fake);
 }
 
@@ -912,7 +922,7 @@ static void test_netns(void **state)
 	    json_decref(wait_state(f, str(t, "id"), "removed", NODE_DEADLINE_S));
 	json_decref(live);
 	assert_int_equal(th_procs_under(f->srv.data_dir), 0);
-	assert_int_equal(th_server_stop(&f->srv), 0);
+	stop_clean(f);
 	deadline = now_s() + SHORT_DEADLINE_S;
 	while (th_netns_leftovers(f->prefix, names, sizeof names)) {
 		if (now_s() > deadline)
