@@ -524,6 +524,7 @@ static void test_local_lifecycle(void **state)
 
 		arg(f, "--listen");
 		arg(f, "127.0.0.1:%s", colon + 1);
+		stop_clean(f);
 		th_server_restart(&f->srv, (const char *const *)f->args);
 		now = time(NULL);
 		strftime(t0, sizeof t0, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
