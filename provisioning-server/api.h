@@ -59,6 +59,16 @@ TN_HANDLER(tn_api_target_list);
 TN_HANDLER(tn_api_target_get);
 TN_HANDLER(tn_api_target_revoke);
 TN_HANDLER(tn_api_target_logs);
+TN_HANDLER(tn_api_target_create);
+TN_HANDLER(tn_api_target_copy);
+TN_HANDLER(tn_api_target_delete);
+TN_HANDLER(tn_api_target_patch);
+
+/* api_install.c: providers, and what a hand install fetches */
+TN_HANDLER(tn_api_provider_list);
+TN_HANDLER(tn_api_install_script);
+TN_HANDLER(tn_api_download_agent);
+TN_HANDLER(tn_api_download_agent_sha256);
 
 /* api_rollouts.c */
 TN_HANDLER(tn_api_rollout_create);

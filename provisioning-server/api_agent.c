@@ -16,6 +16,7 @@
 #include "documents.h"
 #include "events.h"
 #include "json.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "rollout.h"
 #include "server.h"
@@ -307,6 +308,8 @@ TN_HANDLER(tn_api_agent_report)
 
 	if (rc == 0)
 		rc = tn_rollout_on_report(req->srv, req->who.name, &r, err);
+	if (rc == 0) /* a drained node is terminated */
+		tn_lifecycle_on_report(req->srv, req->who.name, &r);
 	tn_agent_report_clear(&r);
 	if (rc == 0)
 		resp->status = 204;

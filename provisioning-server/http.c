@@ -247,6 +247,15 @@ static void park(struct conn *c)
 	w->until_ms = r->defer_until_ms;
 	c->parked = true;
 	pthread_mutex_lock(&http->lock);
+	if (http->stopping) {
+		/* tn_http_stop has woken the waiters already, and MHD must not
+		 * be stopped with a connection suspended: not parked, the wait
+		 * ends at MHD's next call, now. */
+		pthread_mutex_unlock(&http->lock);
+		free(w->key);
+		free(w);
+		return;
+	}
 	link = &http->waiters[bucket(w->key)];
 	w->next = *link;
 	*link = w;

@@ -19,8 +19,11 @@
 #include "fsutil.h"
 #include "http.h"
 #include "janitor.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "node.h"
+#include "provider.h"
 #include "server.h"
 #include "sign.h"
 #include "store.h"
@@ -31,6 +34,7 @@
 #define DEFAULT_MAX_UPLOAD (4ull << 30)
 /* Seconds between blob collections after the one at start. */
 #define GC_INTERVAL_S 3600
+#define PROVIDERS_MAX 8
 
 static void usage(FILE *out)
 {
@@ -49,6 +53,16 @@ static void usage(FILE *out)
 	      "      --max-upload SIZE      largest archive accepted (default 4G; K, M, G suffixes)\n"
 	      "      --threads N            HTTP worker threads (default 2 x cores)\n"
 	      "      --ready-file FILE      write the server's URL there once it is listening\n"
+	      "      --public-url URL       the server as nodes reach it (default: the --listen\n"
+	      "                             URL, 0.0.0.0 read as 127.0.0.1)\n"
+	      "      --provider NAME[:KEY=VALUE,...]  configure a provider (repeatable): local\n"
+	      "                             (always there; ports=LOW-HIGH, agent=PATH, grace_s=N)\n"
+	      "                             or netns (subnet=A.B.C.D/LEN, prefix=, port_base=,\n"
+	      "                             agent=, server=URL, grace_s=)\n"
+	      "      --enroll-timeout S     a booted node that has not enrolled after S seconds\n"
+	      "                             fails (default 120)\n"
+	      "      --drain-timeout S      a draining node whose agent does not confirm is\n"
+	      "                             terminated after S seconds (default 60)\n"
 	      "      --log-level LEVEL      debug, info (default), warn or error\n"
 	      "      --log-json             log one JSON object per line\n"
 	      "      --no-fsync             skip fsync of uploaded blobs (benchmarks only: a crash\n"
@@ -67,10 +81,30 @@ struct options {
 	const char *tls_cert, *tls_key;
 	const char *admin_token_file;
 	const char *ready_file;
+	const char *public_url;
+	const char *providers[PROVIDERS_MAX];
+	size_t nproviders;
+	unsigned enroll_timeout_s, drain_timeout_s;
 	uint64_t max_upload;
 	unsigned threads;
 	bool no_fsync;
 };
+
+/* Seconds for a timeout option: 1 to a day. */
+static int parse_seconds(const char *opt, const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *s < '0' || *s > '9' || *end || v < 1 || v > 86400) {
+		fprintf(stderr, "tender-server: %s \"%s\": expected 1 to 86400 seconds\n", opt, s);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -97,7 +131,8 @@ static int parse_size(const char *s, uint64_t *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
-	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC };
+	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
+	       O_DRAIN_TIMEOUT };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
@@ -110,6 +145,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"log-json", no_argument, NULL, O_LOG_JSON},
 		{"no-fsync", no_argument, NULL, O_NO_FSYNC},
+		{"public-url", required_argument, NULL, O_PUBLIC_URL},
+		{"provider", required_argument, NULL, O_PROVIDER},
+		{"enroll-timeout", required_argument, NULL, O_ENROLL_TIMEOUT},
+		{"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -126,6 +165,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_READY: o->ready_file = optarg; break;
 		case O_LOG_JSON: tn_log_set_json(true); break;
 		case O_NO_FSYNC: o->no_fsync = true; break;
+		case O_PUBLIC_URL: o->public_url = optarg; break;
+		case O_PROVIDER:
+			if (o->nproviders == PROVIDERS_MAX) {
+				fputs("tender-server: too many --provider options\n", stderr);
+				return 2;
+			}
+			o->providers[o->nproviders++] = optarg;
+			break;
+		case O_ENROLL_TIMEOUT:
+			if (parse_seconds("--enroll-timeout", optarg, &o->enroll_timeout_s))
+				return 2;
+			break;
+		case O_DRAIN_TIMEOUT:
+			if (parse_seconds("--drain-timeout", optarg, &o->drain_timeout_s))
+				return 2;
+			break;
 		case O_MAX_UPLOAD:
 			if (parse_size(optarg, &o->max_upload) != 0) {
 				fprintf(stderr, "tender-server: --max-upload \"%s\": expected a size "
@@ -221,6 +276,63 @@ static int lock_data_dir(const char *data, int *fd_out, struct tn_error *err)
 	return rc;
 }
 
+/* --public-url: an http(s) URL a shell script can quote (install.sh
+ * carries it), without a trailing slash.  Caller frees. */
+static int check_public_url(const char *url, char **out, struct tn_error *err)
+{
+	size_t n = strlen(url);
+
+	if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) || n > 1024)
+		return tn_fail(err, TN_E_INVALID, "--public-url \"%s\": expected an http(s) URL",
+			       url);
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || strchr("'\"\\`$", *p))
+			return tn_fail(err, TN_E_INVALID,
+				       "--public-url \"%s\": quotes, spaces, $ and ` are not "
+				       "allowed",
+				       url);
+	while (n && url[n - 1] == '/')
+		n--;
+	*out = xstrndup(url, n);
+	return 0;
+}
+
+/* The listen URL with the port really bound; an any-address listen is
+ * reached on loopback.  Caller frees. */
+static char *listen_url(const struct options *o, uint16_t port)
+{
+	const char *colon = strrchr(o->listen, ':');
+	int hlen = (int)(colon - o->listen);
+	const char *host = o->listen;
+
+	if (hlen == 7 && strncmp(host, "0.0.0.0", 7) == 0)
+		host = "127.0.0.1", hlen = 9;
+	else if (hlen == 4 && strncmp(host, "[::]", 4) == 0)
+		host = "[::1]", hlen = 5;
+	return xasprintf("%s://%.*s:%u", o->tls_cert ? "https" : "http", hlen, host, port);
+}
+
+/* The providers, parsed already (opened before the store, so that a bad
+ * setting leaves no half-made first start, and before HTTP starts: the
+ * netns bridge must exist for a --listen on its address), with the agent
+ * they and /downloads use. */
+static int open_providers(const struct options *o, struct tn_server *srv, struct tn_error *err)
+{
+	struct tn_provider_env env = {.data_dir = o->data, .listen = o->listen};
+	char *agent = tn_node_default_agent();
+	int rc;
+
+	env.agent_path = agent;
+	if ((rc = tn_providers_open(srv->providers, &env, err)) == 0) {
+		const char *local = tn_provider_setting(
+			tn_providers_find(srv->providers, TN_PROVIDER_DEFAULT), "agent");
+
+		srv->agent_path = xstrdup(local ? local : agent);
+	}
+	free(agent);
+	return rc;
+}
+
 static int open_server(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
 	char *db = NULL, *keyfile = NULL;
@@ -239,6 +351,7 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	    (rc = lock_data_dir(o->data, &data_lock_fd, err)) ||
 	    (rc = tn_remove_tree(srv->tmp_dir, err)) ||
 	    (rc = tn_mkdir_p(srv->tmp_dir, 0700, err)) ||
+	    (rc = open_providers(o, srv, err)) ||
 	    (rc = tn_store_open(db, &srv->store, err)) ||
 	    (rc = tn_blobstore_open(o->data, &srv->blobs, err)) ||
 	    (rc = tn_key_load_or_create(keyfile, &srv->key, err)))
@@ -247,7 +360,8 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	if ((first && (rc = create_admin_token(srv, o->admin_token_file, err))) ||
 	    (rc = tn_janitor_collect(srv, err)))
 		goto out;
-	rc = tn_auth_open(srv->store, &srv->auth, err);
+	if ((rc = tn_auth_open(srv->store, &srv->auth, err)))
+		goto out;
 	srv->metrics = tn_metrics_new();
 	srv->documents = tn_documents_new();
 out:
@@ -258,6 +372,9 @@ out:
 
 static void close_server(struct tn_server *srv)
 {
+	tn_providers_free(srv->providers);
+	free(srv->agent_path);
+	free(srv->public_url);
 	tn_auth_free(srv->auth);
 	tn_documents_free(srv->documents);
 	tn_metrics_free(srv->metrics);
@@ -302,6 +419,7 @@ int main(int argc, char **argv)
 	struct tn_server srv = {0};
 	struct tn_http_config hc = {0};
 	struct tn_janitor *janitor;
+	struct tn_lifecycle_config lcc;
 	struct tn_error err;
 	sigset_t sigs;
 	int sig, rc;
@@ -330,6 +448,12 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((o.public_url && check_public_url(o.public_url, &srv.public_url, &err) != 0) ||
+	    tn_providers_new(o.providers, o.nproviders, &srv.providers, &err) != 0) {
+		fprintf(stderr, "tender-server: %s\n", err.message);
+		free(srv.public_url);
+		return 2;
+	}
 	if (open_server(&o, &srv, &err) != 0) {
 		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
 		close_server(&srv);
@@ -360,11 +484,22 @@ int main(int argc, char **argv)
 		}
 		free(url);
 	}
+	if (!srv.public_url)
+		srv.public_url = listen_url(&o, tn_http_port(srv.http));
+	tn_log(TN_LOG_INFO, "server", "public_url", "{s:s, s:s}", "url", srv.public_url, "agent",
+	       srv.agent_path);
+	lcc = (struct tn_lifecycle_config){o.enroll_timeout_s, o.drain_timeout_s};
+	srv.lifecycle = tn_lifecycle_start(&srv, &lcc);
 	janitor = tn_janitor_start(&srv, GC_INTERVAL_S);
 	sigwait(&sigs, &sig);
 	tn_log(TN_LOG_INFO, "server", "stopping", "{s:s}", "signal", sig == SIGINT ? "INT" : "TERM");
+	/* The worker first (it wakes HTTP waiters); requests that still queue
+	 * jobs find them dropped, and the next start recovers their targets. */
+	tn_lifecycle_halt(srv.lifecycle);
 	tn_http_stop(srv.http);
 	srv.http = NULL;
+	tn_lifecycle_stop(srv.lifecycle);
+	srv.lifecycle = NULL;
 	tn_janitor_stop(janitor);
 	close_server(&srv);
 	return 0;

@@ -35,8 +35,12 @@ const struct tn_route tn_routes[] = {
 	W("PATCH", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_patch, "cluster.update"),
 	W("DELETE", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_delete, "cluster.delete"),
 
+	W("POST", "/api/v1/targets", OPERATOR, tn_api_target_create, "target.create"),
 	R("GET", "/api/v1/targets", VIEWER, tn_api_target_list),
 	R("GET", "/api/v1/targets/{}", VIEWER, tn_api_target_get),
+	W("PATCH", "/api/v1/targets/{}", OPERATOR, tn_api_target_patch, "target.update"),
+	W("DELETE", "/api/v1/targets/{}", OPERATOR, tn_api_target_delete, "target.remove"),
+	W("POST", "/api/v1/targets/{}/copy", OPERATOR, tn_api_target_copy, "target.copy"),
 	W("POST", "/api/v1/targets/{}/revoke", OPERATOR, tn_api_target_revoke, "target.revoke"),
 	R("GET", "/api/v1/targets/{}/logs", VIEWER, tn_api_target_logs),
 
@@ -49,6 +53,8 @@ const struct tn_route tn_routes[] = {
 	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
 	  "enrollment_token.create"),
 
+	R("GET", "/api/v1/providers", VIEWER, tn_api_provider_list),
+
 	R("GET", "/api/v1/events", VIEWER, tn_api_events_list),
 	R("GET", "/api/v1/events/stream", VIEWER, tn_api_events_stream),
 
@@ -58,6 +64,12 @@ const struct tn_route tn_routes[] = {
 	R("GET", "/agent/v1/desired", AGENT, tn_api_agent_desired),
 	R("GET", "/agent/v1/blobs/{}", AGENT, tn_api_agent_blob),
 	R("POST", "/agent/v1/report", AGENT, tn_api_agent_report),
+
+	/* A hand install (DESIGN §2 Provider): no token, the enrollment
+	 * token given to the script is the secret. */
+	R("GET", "/install.sh", PUBLIC, tn_api_install_script),
+	R("GET", "/downloads/tender-agent", PUBLIC, tn_api_download_agent),
+	R("GET", "/downloads/tender-agent.sha256", PUBLIC, tn_api_download_agent_sha256),
 
 	W("POST", "/api/v1/tokens", ADMIN, tn_api_token_create, "token.create"),
 	R("GET", "/api/v1/tokens", ADMIN, tn_api_token_list),

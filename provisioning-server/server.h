@@ -16,6 +16,8 @@ struct tn_key;
 struct tn_metrics;
 struct tn_http;
 struct tn_documents;
+struct tn_providers;
+struct tn_lifecycle;
 
 struct tn_server {
 	char *data_dir;
@@ -29,6 +31,12 @@ struct tn_server {
 	struct tn_documents *documents; /* targets' desired documents, cached */
 	uint64_t max_upload;           /* largest bundle or distribution archive */
 	struct tn_archive_limits archive_limits;
+	/* Providers and the target lifecycle (NULL in in-process use: creating
+	 * or removing targets then answers 503). */
+	struct tn_providers *providers;
+	struct tn_lifecycle *lifecycle;
+	char *public_url;              /* the server as nodes on this host reach it */
+	char *agent_path;              /* the tender-agent served by /downloads */
 };
 
 #endif

@@ -547,6 +547,8 @@ static const char *const statement_sql[ST_COUNT] = {
 			     " last_message = coalesce(?7, last_message),"
 			     " bundles = coalesce(?8, bundles), logs = coalesce(?9, logs),"
 			     " last_seen = CASE WHEN ?10 THEN ?11 ELSE last_seen END,"
+			     " instance = coalesce(?12, instance),"
+			     " address = coalesce(?13, address), config = coalesce(?14, config),"
 			     " updated = ?11 WHERE id = ?1",
 
 	[ST_ROLLOUT_ACTIVE] = "SELECT id, state FROM rollouts WHERE cluster_id = ?1"
@@ -3741,6 +3743,8 @@ static int target_update_check(const struct tn_store_target_update *u, struct tn
 		return tn_fail(err, TN_E_INVALID, "bundles: must be an array");
 	if (u->logs && !json_is_object(u->logs))
 		return tn_fail(err, TN_E_INVALID, "logs: must be an object");
+	if (u->config && !json_is_object(u->config))
+		return tn_fail(err, TN_E_INVALID, "config: must be an object");
 	if (u->logs)
 		json_object_foreach(u->logs, key, value)
 		{
@@ -3757,7 +3761,7 @@ int tn_store_target_update(struct tn_store *store, const char *id,
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	json_t *logs = NULL;
-	char *bundles_text = NULL, *logs_text = NULL;
+	char *bundles_text = NULL, *logs_text = NULL, *config_text = NULL;
 	char now[TN_STORE_TIME_LEN + 1];
 	bool in_tx = false;
 	int ret;
@@ -3766,6 +3770,7 @@ int tn_store_target_update(struct tn_store *store, const char *id,
 	if (ret)
 		goto out;
 	bundles_text = u->bundles ? tn_json_canonical(u->bundles) : NULL;
+	config_text = u->config ? tn_json_canonical(u->config) : NULL;
 	tn_store_now(now);
 	ret = conn_get(store, &c, err);
 	if (ret)
@@ -3816,6 +3821,9 @@ int tn_store_target_update(struct tn_store *store, const char *id,
 	bind_text(c, st, 9, logs_text);
 	bind_int(c, st, 10, u->seen ? 1 : 0);
 	bind_text(c, st, 11, now);
+	bind_text(c, st, 12, u->instance);
+	bind_text(c, st, 13, u->address);
+	bind_text(c, st, 14, config_text);
 	ret = run_done(c, st, err, "update target");
 	if (ret)
 		goto out;
@@ -3835,6 +3843,7 @@ out:
 	json_decref(logs);
 	free(bundles_text);
 	free(logs_text);
+	free(config_text);
 	return ret;
 }
 

@@ -398,9 +398,13 @@ struct tn_store_target_update {
 	json_t *bundles; /* array */
 	json_t *logs;	 /* object: bundle → tail; merged into the stored one */
 	bool seen;	 /* set last_seen to now */
+	/* What the server sets, never an agent: */
+	const char *instance; /* the provider's name for the node */
+	const char *address;  /* the node's address */
+	json_t *config;	      /* target-level config: an object (replaces) */
 };
-/* In one transaction.  A value outside the lists above, bundles not an array
- * or logs not an object of strings is TN_E_INVALID; more than
+/* In one transaction.  A value outside the lists above, bundles not an array,
+ * config not an object or logs not an object of strings is TN_E_INVALID; more than
  * TN_STORE_DIST_BUNDLES_MAX bundles in the merged logs too.  TN_E_NOT_FOUND. */
 int tn_store_target_update(struct tn_store *store, const char *id,
 			   const struct tn_store_target_update *u,

@@ -601,6 +601,27 @@ static void test_target_update_and_logs(void **state)
 	assert_int_not_equal(tn_store_target_logs(f->store, "t-nope", &logs, &err), 0);
 	assert_int_equal(err.code, TN_E_NOT_FOUND);
 
+	/* what the server sets: instance, address, target-level config */
+	{
+		json_t *config = json_pack("{s:{s:s}}", "web", "greeting", "hi");
+
+		u = (struct tn_store_target_update){
+		    .instance = "t-x:20000", .address = "127.0.0.1", .config = config};
+		assert_int_equal(tn_store_target_update(f->store, id, &u, &err), 0);
+		t = get_target(f->store, id);
+		assert_string_equal(str(t, "instance"), "t-x:20000");
+		assert_string_equal(str(t, "address"), "127.0.0.1");
+		assert_true(json_equal(json_object_get(t, "config"), config));
+		assert_string_equal(str(t, "phase"), "switching"); /* the rest kept */
+		json_decref(t);
+		json_decref(config);
+		config = json_array();
+		u = (struct tn_store_target_update){.config = config};
+		assert_int_not_equal(tn_store_target_update(f->store, id, &u, &err), 0);
+		assert_int_equal(err.code, TN_E_INVALID);
+		json_decref(config);
+	}
+
 	json_decref(bundles);
 	json_decref(logs1);
 	json_decref(logs2);
