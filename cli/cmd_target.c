@@ -277,15 +277,12 @@ const struct cli_command cli_target_commands[] = {
 	{"revoke", target_revoke, "ID", 1, 1, NULL,
 	 "revoke a target's agent token (its node must enroll again)", NULL, 0},
 	{"create", target_create, "--cluster CLUSTER", 0, 0, create_options,
-	 "create targets: boot nodes with an agent (needs a newer server)",
+	 "create targets: boot nodes with an agent",
 	 "POST /api/v1/targets: the provider boots COUNT nodes whose agents enroll into the\n"
-	 "cluster.  Needs a server with providers (a newer one than today's); until then,\n"
-	 "enroll existing machines with `tender enroll-command`.",
-	 CLI_NEEDS_NEWER},
-	{"copy", target_copy, "ID", 1, 1, NULL,
-	 "a new target like this one, in its cluster (needs a newer server)", NULL,
-	 CLI_NEEDS_NEWER},
-	{"rm", target_rm, "ID", 1, 1, rm_options,
-	 "drain, stop and terminate a target (needs a newer server)", NULL, CLI_NEEDS_NEWER},
+	 "cluster.  Existing machines enroll with `tender enroll-command`.",
+	 0},
+	{"copy", target_copy, "ID", 1, 1, NULL, "a new target like this one, in its cluster", NULL,
+	 0},
+	{"rm", target_rm, "ID", 1, 1, rm_options, "drain, stop and terminate a target", NULL, 0},
 	{NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
 };
