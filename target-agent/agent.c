@@ -295,9 +295,21 @@ static void sup_event(void *ctx, enum tn_sup_event ev, const struct tn_bundle_in
 		report(a, NULL, NULL, cur_id(a), NULL, NULL);
 }
 
+static bool has_bundle(const struct tn_release *r, const char *name)
+{
+	for (size_t i = 0; r && i < r->n_bundles; i++)
+		if (r->bundles[i].has_run && strcmp(r->bundles[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 /* Builds the supervisor for release r (adopting what an earlier agent left
- * running under the same bundle names). */
-static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_error *err)
+ * running under the same bundle names).  The bundles of also (may be NULL)
+ * that r lacks come last, so that a stop-all stops them first (they may
+ * depend on bundles of r's names): a supervisor of both releases, only
+ * ever made to stop them all. */
+static int make_supervisor_of(struct tn_agent *a, struct tn_release *r,
+			      const struct tn_release *also, struct tn_error *err)
 {
 	struct tn_supervisor_config cfg = {
 		.state_dir = a->state_dir,
@@ -305,7 +317,8 @@ static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_e
 		.restart_limit = a->opts.restart_limit,
 		.restart_window_ms = a->opts.restart_window_ms,
 	};
-	struct tn_bundle_spec *specs = xcalloc(r->n_bundles ? r->n_bundles : 1, sizeof *specs);
+	size_t max = r->n_bundles + (also ? also->n_bundles : 0);
+	struct tn_bundle_spec *specs = xcalloc(max ? max : 1, sizeof *specs);
 	size_t n = 0;
 	int rc;
 
@@ -317,9 +330,22 @@ static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_e
 		specs[n++] = (struct tn_bundle_spec){b->name, (const char *const *)b->argv, b->dir,
 						     NULL, b->stop_timeout_s};
 	}
+	for (size_t i = 0; also && i < also->n_bundles; i++) {
+		const struct tn_release_bundle *b = &also->bundles[i];
+
+		if (!b->has_run || has_bundle(r, b->name))
+			continue;
+		specs[n++] = (struct tn_bundle_spec){b->name, (const char *const *)b->argv, b->dir,
+						     NULL, b->stop_timeout_s};
+	}
 	rc = tn_supervisor_new(a->loop, &cfg, specs, n, sup_event, a, &a->sup, err);
 	free(specs);
 	return rc;
+}
+
+static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_error *err)
+{
+	return make_supervisor_of(a, r, NULL, err);
 }
 
 static pid_t bundle_pid(void *ctx)
@@ -907,14 +933,17 @@ static void recover(struct tn_agent *a)
 		return;
 	}
 	a->cur = r;
-	/* Whatever an earlier agent left running is adopted, never doubled. */
-	if (make_supervisor(a, r, &err) != 0) {
+	if (a->j.from && tn_release_load(a->state_dir, a->j.from, &a->env, &a->from, &err) != 0)
+		a->from = NULL;
+	/* Whatever an earlier agent left running is adopted, never doubled.
+	 * In the middle of a switch that may be bundles of either release:
+	 * the supervisor then knows both, to stop them all. */
+	if (make_supervisor_of(a, r, a->j.phase == TN_JOURNAL_SWITCHING ? a->from : NULL, &err) !=
+	    0) {
 		tn_log(TN_LOG_ERROR, "agent", "recover_failed", "{s:s, s:s}", "release", id, "message",
 		       err.message);
 		return;
 	}
-	if (a->j.from && tn_release_load(a->state_dir, a->j.from, &a->env, &a->from, &err) != 0)
-		a->from = NULL;
 	tn_log(TN_LOG_INFO, "agent", "recovering", "{s:s, s:s, s:s?}", "phase",
 	       tn_journal_phase_name(a->j.phase), "to", id, "from", a->j.from);
 	switch (a->j.phase) {
