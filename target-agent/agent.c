@@ -97,7 +97,10 @@ struct tn_agent {
 	struct tn_fetch_job *run_job;
 	struct tn_fetch_job *prep_job;
 	struct tn_desired_release *prep; /* being staged in the background */
+	int64_t prep_generation;         /* of the document that asked for it */
 	char *prepared;                  /* the last prepare reported done */
+	char *prep_failed;               /* the last prepare reported failed ... */
+	int64_t prep_failed_generation;  /* ... for this generation */
 	uint64_t last_progress_ms;
 	char *rollback_message;
 	json_t *rollback_tails;
@@ -534,6 +537,10 @@ static void prepared(void *ctx, int rc, const struct tn_error *ferr)
 		tn_journal_set(&a->prepared, r->id);
 		report(a, "prepare", "succeeded", r->id, NULL, NULL);
 	} else {
+		/* Not again for this generation (the fetch has retried what
+		 * was worth retrying): a new document is an explicit retry. */
+		tn_journal_set(&a->prep_failed, r->id);
+		a->prep_failed_generation = a->prep_generation;
 		report(a, "prepare", "failed", r->id, err.message, NULL);
 	}
 	tn_desired_release_unref(r);
@@ -547,12 +554,16 @@ static void maybe_prepare(struct tn_agent *a)
 
 	if (!p || a->prep_job || (a->prepared && strcmp(a->prepared, p->id) == 0))
 		return;
+	if (a->prep_failed && strcmp(a->prep_failed, p->id) == 0 &&
+	    a->prep_failed_generation == a->doc->generation)
+		return;
 	if (tn_release_exists(a->state_dir, p->id)) {
 		tn_journal_set(&a->prepared, p->id);
 		report(a, "prepare", "succeeded", p->id, NULL, NULL);
 		return;
 	}
 	a->prep = tn_desired_release_ref(p);
+	a->prep_generation = a->doc->generation;
 	report(a, "prepare", "started", p->id, NULL, NULL);
 	a->prep_job = tn_fetch_release(a->fetch, p, progress, prepared, a);
 }
@@ -1061,6 +1072,7 @@ void tn_agent_free(struct tn_agent *a)
 	free(a->poll_sig);
 	free(a->report_body);
 	free(a->prepared);
+	free(a->prep_failed);
 	free(a->rollback_message);
 	json_decref(a->rollback_tails);
 	json_decref(a->queue);
