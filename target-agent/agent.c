@@ -238,7 +238,8 @@ static void send_next_report(struct tn_agent *a)
 	free(url);
 }
 
-/* Queues a report; phase NULL makes a status report (health, bundles). */
+/* Queues a report; phase NULL makes a status report (health, bundles).
+ * extra (may be NULL) is borrowed: its keys are copied into the report. */
 static void report(struct tn_agent *a, const char *phase, const char *state, const char *release,
 		   const char *message, json_t *extra)
 {
@@ -498,13 +499,15 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
 	struct tn_agent *a = ctx;
 	uint64_t now = tn_loop_now_ms();
 	const char *id = a->work == W_FETCHING && a->to ? a->to->id : a->prep ? a->prep->id : NULL;
+	json_t *extra;
 
 	if (now - a->last_progress_ms < PROGRESS_EVERY_MS)
 		return;
 	a->last_progress_ms = now;
-	report(a, "prepare", "progress", id, NULL,
-	       json_pack("{s:{s:I, s:I}}", "progress", "done", (json_int_t)done, "total",
-			 (json_int_t)total));
+	extra = json_pack("{s:{s:I, s:I}}", "progress", "done", (json_int_t)done, "total",
+			  (json_int_t)total);
+	report(a, "prepare", "progress", id, NULL, extra); /* borrows extra */
+	json_decref(extra);
 }
 
 /* Stages a fetched release; *out (may be NULL) gets it. */
