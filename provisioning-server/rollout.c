@@ -284,6 +284,15 @@ static const char *phase_after(const struct tn_agent_report *r)
 	return "idle";
 }
 
+/* Whether the document names release as its run or prepare release. */
+static bool doc_names(const struct tn_store_doc *doc, const char *release)
+{
+	const char *run = json_string_value(json_object_get(doc->run, "id"));
+	const char *prep = json_string_value(json_object_get(doc->prepare, "id"));
+
+	return (run && strcmp(run, release) == 0) || (prep && strcmp(prep, release) == 0);
+}
+
 int tn_rollout_on_report(struct tn_server *srv, const char *target_id,
 			 const struct tn_agent_report *r, struct tn_error *err)
 {
@@ -299,27 +308,32 @@ int tn_rollout_on_report(struct tn_server *srv, const char *target_id,
 	bool done = strcmp(r->state, "succeeded") == 0 || strcmp(r->state, "failed") == 0;
 	bool commit_ok = strcmp(r->phase, "commit") == 0 && strcmp(r->state, "succeeded") == 0;
 	bool rolled_back = strcmp(r->phase, "rollback") == 0 && done;
+	bool failed = done && strcmp(r->state, "failed") == 0;
+	struct tn_store_doc doc = {0};
 	int rc;
 
+	if ((commit_ok || rolled_back || failed) &&
+	    (rc = tn_store_doc_get(srv->store, target_id, &doc, err)))
+		return rc;
 	if (commit_ok || rolled_back) {
-		struct tn_store_doc doc = {0};
-
 		u.actual_release = r->release;
 		/* A node that runs a release is in service (unless it is on
 		 * its way out). */
-		if ((rc = tn_store_doc_get(srv->store, target_id, &doc, err)))
-			return rc;
 		if (strcmp(doc.state, "enrolled") == 0)
 			u.state = "running";
-		tn_store_doc_clear(&doc);
 	}
 	if (commit_ok) {
 		u.last_result = "succeeded";
 		u.last_message = "";
-	} else if (done && (rolled_back || strcmp(r->state, "failed") == 0)) {
+	} else if (rolled_back || (failed && (!r->release || doc_names(&doc, r->release)))) {
+		/* A failure about a release the document no longer names is
+		 * late news: the server has moved on while the agent worked
+		 * on it (a download of it the document no longer allows ends
+		 * in 404), and the result it judged stands. */
 		u.last_result = "failed";
 		u.last_message = r->message ? r->message : "";
 	}
+	tn_store_doc_clear(&doc);
 	if ((rc = tn_store_target_update(srv->store, target_id, &u, err)))
 		return rc;
 	if (done && strcmp(r->phase, "remove") != 0)

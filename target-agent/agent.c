@@ -97,7 +97,10 @@ struct tn_agent {
 	struct tn_fetch_job *run_job;
 	struct tn_fetch_job *prep_job;
 	struct tn_desired_release *prep; /* being staged in the background */
+	int64_t prep_generation;         /* of the document that asked for it */
 	char *prepared;                  /* the last prepare reported done */
+	char *prep_failed;               /* the last prepare reported failed ... */
+	int64_t prep_failed_generation;  /* ... for this generation */
 	uint64_t last_progress_ms;
 	char *rollback_message;
 	json_t *rollback_tails;
@@ -235,7 +238,8 @@ static void send_next_report(struct tn_agent *a)
 	free(url);
 }
 
-/* Queues a report; phase NULL makes a status report (health, bundles). */
+/* Queues a report; phase NULL makes a status report (health, bundles).
+ * extra (may be NULL) is borrowed: its keys are copied into the report. */
 static void report(struct tn_agent *a, const char *phase, const char *state, const char *release,
 		   const char *message, json_t *extra)
 {
@@ -295,9 +299,21 @@ static void sup_event(void *ctx, enum tn_sup_event ev, const struct tn_bundle_in
 		report(a, NULL, NULL, cur_id(a), NULL, NULL);
 }
 
+static bool has_bundle(const struct tn_release *r, const char *name)
+{
+	for (size_t i = 0; r && i < r->n_bundles; i++)
+		if (r->bundles[i].has_run && strcmp(r->bundles[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 /* Builds the supervisor for release r (adopting what an earlier agent left
- * running under the same bundle names). */
-static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_error *err)
+ * running under the same bundle names).  The bundles of also (may be NULL)
+ * that r lacks come last, so that a stop-all stops them first (they may
+ * depend on bundles of r's names): a supervisor of both releases, only
+ * ever made to stop them all. */
+static int make_supervisor_of(struct tn_agent *a, struct tn_release *r,
+			      const struct tn_release *also, struct tn_error *err)
 {
 	struct tn_supervisor_config cfg = {
 		.state_dir = a->state_dir,
@@ -305,7 +321,8 @@ static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_e
 		.restart_limit = a->opts.restart_limit,
 		.restart_window_ms = a->opts.restart_window_ms,
 	};
-	struct tn_bundle_spec *specs = xcalloc(r->n_bundles ? r->n_bundles : 1, sizeof *specs);
+	size_t max = r->n_bundles + (also ? also->n_bundles : 0);
+	struct tn_bundle_spec *specs = xcalloc(max ? max : 1, sizeof *specs);
 	size_t n = 0;
 	int rc;
 
@@ -317,9 +334,22 @@ static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_e
 		specs[n++] = (struct tn_bundle_spec){b->name, (const char *const *)b->argv, b->dir,
 						     NULL, b->stop_timeout_s};
 	}
+	for (size_t i = 0; also && i < also->n_bundles; i++) {
+		const struct tn_release_bundle *b = &also->bundles[i];
+
+		if (!b->has_run || has_bundle(r, b->name))
+			continue;
+		specs[n++] = (struct tn_bundle_spec){b->name, (const char *const *)b->argv, b->dir,
+						     NULL, b->stop_timeout_s};
+	}
 	rc = tn_supervisor_new(a->loop, &cfg, specs, n, sup_event, a, &a->sup, err);
 	free(specs);
 	return rc;
+}
+
+static int make_supervisor(struct tn_agent *a, struct tn_release *r, struct tn_error *err)
+{
+	return make_supervisor_of(a, r, NULL, err);
 }
 
 static pid_t bundle_pid(void *ctx)
@@ -469,13 +499,15 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
 	struct tn_agent *a = ctx;
 	uint64_t now = tn_loop_now_ms();
 	const char *id = a->work == W_FETCHING && a->to ? a->to->id : a->prep ? a->prep->id : NULL;
+	json_t *extra;
 
 	if (now - a->last_progress_ms < PROGRESS_EVERY_MS)
 		return;
 	a->last_progress_ms = now;
-	report(a, "prepare", "progress", id, NULL,
-	       json_pack("{s:{s:I, s:I}}", "progress", "done", (json_int_t)done, "total",
-			 (json_int_t)total));
+	extra = json_pack("{s:{s:I, s:I}}", "progress", "done", (json_int_t)done, "total",
+			  (json_int_t)total);
+	report(a, "prepare", "progress", id, NULL, extra); /* borrows extra */
+	json_decref(extra);
 }
 
 /* Stages a fetched release; *out (may be NULL) gets it. */
@@ -508,6 +540,10 @@ static void prepared(void *ctx, int rc, const struct tn_error *ferr)
 		tn_journal_set(&a->prepared, r->id);
 		report(a, "prepare", "succeeded", r->id, NULL, NULL);
 	} else {
+		/* Not again for this generation (the fetch has retried what
+		 * was worth retrying): a new document is an explicit retry. */
+		tn_journal_set(&a->prep_failed, r->id);
+		a->prep_failed_generation = a->prep_generation;
 		report(a, "prepare", "failed", r->id, err.message, NULL);
 	}
 	tn_desired_release_unref(r);
@@ -521,12 +557,16 @@ static void maybe_prepare(struct tn_agent *a)
 
 	if (!p || a->prep_job || (a->prepared && strcmp(a->prepared, p->id) == 0))
 		return;
+	if (a->prep_failed && strcmp(a->prep_failed, p->id) == 0 &&
+	    a->prep_failed_generation == a->doc->generation)
+		return;
 	if (tn_release_exists(a->state_dir, p->id)) {
 		tn_journal_set(&a->prepared, p->id);
 		report(a, "prepare", "succeeded", p->id, NULL, NULL);
 		return;
 	}
 	a->prep = tn_desired_release_ref(p);
+	a->prep_generation = a->doc->generation;
 	report(a, "prepare", "started", p->id, NULL, NULL);
 	a->prep_job = tn_fetch_release(a->fetch, p, progress, prepared, a);
 }
@@ -907,14 +947,17 @@ static void recover(struct tn_agent *a)
 		return;
 	}
 	a->cur = r;
-	/* Whatever an earlier agent left running is adopted, never doubled. */
-	if (make_supervisor(a, r, &err) != 0) {
+	if (a->j.from && tn_release_load(a->state_dir, a->j.from, &a->env, &a->from, &err) != 0)
+		a->from = NULL;
+	/* Whatever an earlier agent left running is adopted, never doubled.
+	 * In the middle of a switch that may be bundles of either release:
+	 * the supervisor then knows both, to stop them all. */
+	if (make_supervisor_of(a, r, a->j.phase == TN_JOURNAL_SWITCHING ? a->from : NULL, &err) !=
+	    0) {
 		tn_log(TN_LOG_ERROR, "agent", "recover_failed", "{s:s, s:s}", "release", id, "message",
 		       err.message);
 		return;
 	}
-	if (a->j.from && tn_release_load(a->state_dir, a->j.from, &a->env, &a->from, &err) != 0)
-		a->from = NULL;
 	tn_log(TN_LOG_INFO, "agent", "recovering", "{s:s, s:s, s:s?}", "phase",
 	       tn_journal_phase_name(a->j.phase), "to", id, "from", a->j.from);
 	switch (a->j.phase) {
@@ -1032,6 +1075,7 @@ void tn_agent_free(struct tn_agent *a)
 	free(a->poll_sig);
 	free(a->report_body);
 	free(a->prepared);
+	free(a->prep_failed);
 	free(a->rollback_message);
 	json_decref(a->rollback_tails);
 	json_decref(a->queue);

@@ -1,10 +1,15 @@
-/* harness.c - see harness.h.  Servers are children of the test program
- * with PR_SET_PDEATHSIG, so they die with it whatever happens; at exit,
- * and when the harness aborts, a server the test did not destroy is killed
- * and its data directory removed (its log shown first). */
+/* harness.c - see harness.h.  Servers and agents are children of the test
+ * program with PR_SET_PDEATHSIG, so they die with it whatever happens; at
+ * exit, and when the harness aborts, a server or an agent the test did not
+ * destroy is killed and its directory removed (its log shown first), and
+ * so are the bundles an agent left running.  Bundles are nobody's children
+ * once their agent is gone: a guardian process, started with the first
+ * agent, kills them should the test program die without cleaning up. */
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <limits.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,13 +36,16 @@
 #define START_DEADLINE_S 20
 #define STOP_DEADLINE_S 20
 #define MAX_SERVERS 16
+#define MAX_AGENTS 32
 
 /* Every server from th_server_start to th_server_destroy, running or not:
  * what is left here when the program ends (a failed fixture, an abort) is
  * killed and its directory removed. */
 static struct th_server *owned[MAX_SERVERS];
+static struct th_agent *owned_agents[MAX_AGENTS];
 
 static void clean_up_all(bool show_logs);
+static void clean_up_agents(bool show_logs);
 
 static void show_log(const struct th_server *s)
 {
@@ -76,6 +84,8 @@ static void pause_ms(long ms)
 
 static void clean_up_all(bool show_logs)
 {
+	/* Agents first: some of them talk to a server through the test. */
+	clean_up_agents(show_logs);
 	for (size_t i = 0; i < MAX_SERVERS; i++) {
 		struct th_server *s = owned[i];
 
@@ -101,7 +111,7 @@ static void clean_up_at_exit(void)
 	clean_up_all(true);
 }
 
-static void track(struct th_server *s, bool on)
+static void register_exit(void)
 {
 	static bool registered;
 
@@ -110,6 +120,11 @@ static void track(struct th_server *s, bool on)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		registered = true;
 	}
+}
+
+static void track(struct th_server *s, bool on)
+{
+	register_exit();
 	for (size_t i = 0; i < MAX_SERVERS; i++) {
 		if (on && !owned[i]) {
 			owned[i] = s;
@@ -756,4 +771,517 @@ int th_tender(struct th_run *r, const char *const *args, const char *const *env)
 {
 	th_run_start(r, TN_BUILDDIR "/tender", args, env, false);
 	return th_run_finish(r, 60);
+}
+
+/* ------------------------------------------------------------ agents */
+
+/* The state of a process from /proc/PID/stat (0 when it is gone), its
+ * name into comm, and its start time (field 22). */
+static char proc_stat(pid_t pid, char comm[64], unsigned long long *start)
+{
+	char path[64], buf[1024];
+	const char *open_paren, *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ')
+		return 0;
+	if (comm)
+		snprintf(comm, 64, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+	if (start) {
+		/* fields 3.. follow ") "; the start time is field 22 */
+		const char *p = close_paren + 2;
+
+		*start = 0;
+		for (int field = 3; *p && field < 22; p++)
+			if (*p == ' ')
+				field++;
+		*start = strtoull(p, NULL, 10);
+	}
+	return close_paren[2];
+}
+
+static bool live(char state)
+{
+	return state != 0 && state != 'Z' && state != 'X' && state != 'x';
+}
+
+static bool cwd_under(pid_t pid, const char *dir)
+{
+	char link[64], target[PATH_MAX];
+	size_t dl = strlen(dir);
+	ssize_t n;
+
+	snprintf(link, sizeof link, "/proc/%d/cwd", (int)pid);
+	n = readlink(link, target, sizeof target - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return strncmp(target, dir, dl) == 0 && (target[dl] == '/' || target[dl] == '\0');
+}
+
+static bool listed(const pid_t *pids, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* The live processes of a state directory (see th_agent_processes); uses
+ * only libc, so that the guardian can call it too. */
+static size_t state_processes(const char *state_dir, const char *comm, pid_t *pids, size_t max)
+{
+	char run[PATH_MAX];
+	pid_t seen[1024];
+	size_t nseen = 0, count = 0;
+	DIR *d;
+	struct dirent *de;
+
+	/* the pid files, checked against the start time they record */
+	snprintf(run, sizeof run, "%s/run", state_dir);
+	if ((d = opendir(run))) {
+		while ((de = readdir(d)) && nseen < 1024) {
+			char path[PATH_MAX + 300], buf[128];
+			unsigned long long want = 0, start = 0;
+			long pid;
+			ssize_t n;
+			int fd;
+			size_t len = strlen(de->d_name);
+
+			if (len < 5 || strcmp(de->d_name + len - 4, ".pid") != 0)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", run, de->d_name);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+				continue;
+			n = read(fd, buf, sizeof buf - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = '\0';
+			if (sscanf(buf, "%ld %llu", &pid, &want) != 2 || pid <= 0)
+				continue;
+			if (live(proc_stat((pid_t)pid, NULL, &start)) && start == want &&
+			    !listed(seen, nseen, (pid_t)pid))
+				seen[nseen++] = (pid_t)pid;
+		}
+		closedir(d);
+	}
+	/* and every process working under the state directory */
+	if ((d = opendir("/proc"))) {
+		while ((de = readdir(d)) && nseen < 1024) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+
+			if (*end || pid <= 0 || pid == getpid() || listed(seen, nseen, (pid_t)pid))
+				continue;
+			if (cwd_under((pid_t)pid, state_dir) && live(proc_stat((pid_t)pid, NULL, NULL)))
+				seen[nseen++] = (pid_t)pid;
+		}
+		closedir(d);
+	}
+	for (size_t i = 0; i < nseen; i++) {
+		char name[64] = "";
+
+		if (!live(proc_stat(seen[i], name, NULL)) || (comm && strcmp(name, comm) != 0))
+			continue;
+		if (count < max)
+			pids[count] = seen[i];
+		count++;
+	}
+	return count;
+}
+
+/* SIGKILLs the processes of a state directory, their groups too, until
+ * none is left (bounded); returns how many the first pass found. */
+static size_t kill_state_processes(const char *state_dir)
+{
+	pid_t pids[256];
+	size_t first = 0;
+
+	for (int pass = 0; pass < 500; pass++) {
+		size_t n = state_processes(state_dir, NULL, pids, 256);
+
+		if (pass == 0)
+			first = n;
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n && i < 256; i++) {
+			kill(-pids[i], SIGKILL); /* bundles lead their own group */
+			kill(pids[i], SIGKILL);
+		}
+		pause_ms(20);
+	}
+	return first;
+}
+
+/* ---- the guardian: the test program tells it, through a pipe, "+DIR"
+ * for each agent's directory it makes and "-DIR" when it has cleaned one
+ * up.  At the end of the pipe (the test program is gone, however it went)
+ * the processes of every directory still listed are killed and the
+ * directory removed. */
+static int guard_fd = -1;
+
+static void guardian(int fd)
+{
+	char *text = NULL;
+	size_t len = 0;
+	char buf[4096];
+	ssize_t n;
+
+	setsid(); /* a ^C to the test's process group is not for us */
+	prctl(PR_SET_NAME, "th-guardian");
+	for (int i = 3; i < 1024; i++)
+		if (i != fd)
+			close(i);
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		text = realloc(text, len + (size_t)n + 1);
+		if (!text)
+			_exit(1);
+		memcpy(text + len, buf, (size_t)n);
+		len += (size_t)n;
+		text[len] = '\0';
+	}
+	for (char *line = text, *nl; line && *line; line = nl + 1) {
+		bool forgotten = false;
+
+		if (!(nl = strchr(line, '\n')))
+			break;
+		*nl = '\0';
+		if (line[0] != '+')
+			continue;
+		/* a later "-DIR" cancels it */
+		for (char *l = nl + 1, *e; *l && (e = strchr(l, '\n')); l = e + 1)
+			if (l[0] == '-' && strncmp(l + 1, line + 1, (size_t)(e - l - 1)) == 0 &&
+			    strlen(line + 1) == (size_t)(e - l - 1))
+				forgotten = true;
+		if (!forgotten) {
+			char state[PATH_MAX];
+
+			snprintf(state, sizeof state, "%s/state", line + 1);
+			kill_state_processes(state);
+			if (tn_remove_tree(line + 1, NULL) != 0) {
+				/* nobody is left to tell */
+			}
+		}
+	}
+	_exit(0);
+}
+
+static void guard(char op, const char *dir)
+{
+	char *line;
+
+	if (guard_fd < 0) {
+		int p[2];
+		pid_t pid;
+
+		if (pipe2(p, O_CLOEXEC) != 0)
+			fatal("pipe2 failed", NULL);
+		pid = fork();
+		if (pid < 0)
+			fatal("fork failed", NULL);
+		if (pid == 0) {
+			close(p[1]);
+			guardian(p[0]);
+		}
+		close(p[0]);
+		guard_fd = p[1];
+	}
+	line = xasprintf("%c%s\n", op, dir);
+	if (write(guard_fd, line, strlen(line)) != (ssize_t)strlen(line))
+		fprintf(stderr, "harness: could not tell the guardian about %s\n", dir);
+	free(line);
+}
+
+static void show_agent_log(const struct th_agent *a)
+{
+	char *log = NULL;
+	size_t len = 0;
+
+	if (a->log_path && tn_read_file(a->log_path, 1 << 20, &log, &len, NULL) == 0)
+		fprintf(stderr, "--- agent log (%s)\n%s---\n", a->log_path, log);
+	free(log);
+}
+
+static void agent_fatal(const char *what, const struct th_agent *a)
+{
+	fprintf(stderr, "harness: %s\n", what);
+	show_agent_log(a);
+	clean_up_all(false);
+	abort();
+}
+
+static void kill_agent_now(struct th_agent *a)
+{
+	if (a->pid > 0) {
+		kill(a->pid, SIGKILL);
+		waitpid(a->pid, NULL, 0);
+		a->pid = 0;
+	}
+}
+
+static void clean_up_agents(bool show_logs)
+{
+	for (size_t i = 0; i < MAX_AGENTS; i++) {
+		struct th_agent *a = owned_agents[i];
+
+		if (!a)
+			continue;
+		owned_agents[i] = NULL;
+		kill_agent_now(a);
+		if (a->state_dir)
+			kill_state_processes(a->state_dir);
+		if (show_logs) {
+			fprintf(stderr, "harness: an agent was not destroyed by the test\n");
+			show_agent_log(a);
+		}
+		if (a->dir && tn_remove_tree(a->dir, NULL) != 0)
+			fprintf(stderr, "harness: could not remove %s\n", a->dir);
+		if (a->dir)
+			guard('-', a->dir);
+	}
+}
+
+static void track_agent(struct th_agent *a, bool on)
+{
+	register_exit();
+	for (size_t i = 0; i < MAX_AGENTS; i++) {
+		if (on && !owned_agents[i]) {
+			owned_agents[i] = a;
+			return;
+		}
+		if (!on && owned_agents[i] == a) {
+			owned_agents[i] = NULL;
+			return;
+		}
+	}
+	if (on)
+		agent_fatal("too many agents", a);
+}
+
+int th_port_block(int n)
+{
+	/* Below the kernel's ephemeral range (32768 and up by default). */
+	enum { LOW = 20000, HIGH = 32000 };
+	static int handed[256];
+	static size_t nhanded;
+	unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		int base = LOW + (int)(rand_r(&seed) % (unsigned)((HIGH - LOW - n) / n)) * n;
+		bool ok = true;
+
+		for (size_t i = 0; i < nhanded && ok; i++)
+			if (base < handed[i] + n && handed[i] < base + n)
+				ok = false;
+		for (int p = 0; p < n && ok; p++) {
+			struct sockaddr_in sa = {.sin_family = AF_INET};
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			sa.sin_port = htons((uint16_t)(base + p));
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+				ok = false;
+			if (fd >= 0)
+				close(fd);
+		}
+		if (ok) {
+			if (nhanded < 256)
+				handed[nhanded++] = base;
+			return base;
+		}
+	}
+	fatal("no free block of ports", NULL);
+	return 0;
+}
+
+static void agent_spawn(struct th_agent *a, const char *enroll_token)
+{
+	char port[16];
+	const char *argv[64];
+	size_t argc = 0;
+	pid_t parent = getpid(), pid;
+
+	snprintf(port, sizeof port, "%d", a->port_base);
+	argv[argc++] = TN_BUILDDIR "/tender-agent";
+	argv[argc++] = "--state";
+	argv[argc++] = a->state_dir;
+	if (enroll_token) {
+		argv[argc++] = "--server";
+		argv[argc++] = a->server_url;
+		argv[argc++] = "--enroll-token";
+		argv[argc++] = enroll_token;
+	}
+	argv[argc++] = "--port-base";
+	argv[argc++] = port;
+	argv[argc++] = "--poll-wait";
+	argv[argc++] = "5";
+	for (size_t i = 0; a->args && a->args[i] && argc < 62; i++)
+		argv[argc++] = a->args[i];
+	argv[argc] = NULL;
+
+	pid = fork();
+	if (pid < 0)
+		agent_fatal("fork failed", a);
+	if (pid == 0) {
+		int fd = open(a->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	a->pid = pid;
+}
+
+void th_agent_start(struct th_agent *a, const char *server_url, const char *enroll_token,
+		    const char *const *extra_args)
+{
+	double deadline = now_s() + START_DEADLINE_S;
+	char *identity;
+	size_t n = 0;
+
+	memset(a, 0, sizeof *a);
+	a->dir = th_tmpdir();
+	a->state_dir = xasprintf("%s/state", a->dir);
+	a->log_path = xasprintf("%s/agent.log", a->dir);
+	a->server_url = xstrdup(server_url);
+	a->port_base = th_port_block(10);
+	while (extra_args && extra_args[n])
+		n++;
+	a->args = xcalloc(n + 1, sizeof *a->args);
+	for (size_t i = 0; i < n; i++)
+		a->args[i] = xstrdup(extra_args[i]);
+	track_agent(a, true);
+	guard('+', a->dir);
+	agent_spawn(a, enroll_token);
+
+	identity = xasprintf("%s/agent.json", a->state_dir);
+	for (;;) {
+		char *text = NULL;
+		size_t len = 0;
+		int status;
+
+		if (tn_read_file(identity, 1 << 16, &text, &len, NULL) == 0) {
+			json_t *j = json_loadb(text, len, 0, NULL);
+			const char *id = json_string_value(json_object_get(j, "target_id"));
+
+			if (id)
+				a->target_id = xstrdup(id);
+			json_decref(j);
+		}
+		free(text);
+		if (a->target_id)
+			break;
+		if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
+			a->pid = 0;
+			agent_fatal("tender-agent exited before it enrolled", a);
+		}
+		if (now_s() > deadline)
+			agent_fatal("tender-agent did not enroll within the deadline", a);
+		pause_ms(20);
+	}
+	free(identity);
+}
+
+void th_agent_restart(struct th_agent *a)
+{
+	if (a->pid > 0)
+		th_agent_stop(a);
+	agent_spawn(a, NULL);
+}
+
+int th_agent_stop(struct th_agent *a)
+{
+	double deadline = now_s() + STOP_DEADLINE_S;
+	int status = 0;
+
+	if (a->pid <= 0)
+		return -1;
+	kill(a->pid, SIGTERM);
+	while (waitpid(a->pid, &status, WNOHANG) != a->pid) {
+		if (now_s() > deadline) {
+			kill_agent_now(a);
+			agent_fatal("tender-agent did not stop on SIGTERM within the deadline", a);
+		}
+		pause_ms(10);
+	}
+	a->pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void th_agent_kill9(struct th_agent *a)
+{
+	kill_agent_now(a);
+}
+
+void th_agent_destroy(struct th_agent *a)
+{
+	if (!a->dir)
+		return;
+	kill_agent_now(a);
+	kill_state_processes(a->state_dir);
+	th_rmtree(a->dir);
+	guard('-', a->dir);
+	track_agent(a, false);
+	for (size_t i = 0; a->args && a->args[i]; i++)
+		free(a->args[i]);
+	free(a->args);
+	free(a->dir);
+	free(a->state_dir);
+	free(a->log_path);
+	free(a->server_url);
+	free(a->target_id);
+	memset(a, 0, sizeof *a);
+}
+
+size_t th_agent_processes(const struct th_agent *a, const char *comm, pid_t *pids, size_t max)
+{
+	return state_processes(a->state_dir, comm, pids, max);
+}
+
+size_t th_agent_kill_bundles(struct th_agent *a)
+{
+	return kill_state_processes(a->state_dir);
+}
+
+char *th_agent_log(const struct th_agent *a)
+{
+	char *log = NULL;
+	size_t len = 0;
+
+	if (tn_read_file(a->log_path, 64u << 20, &log, &len, NULL) != 0)
+		return xstrdup("");
+	return log;
+}
+
+bool th_agent_log_has(const struct th_agent *a, const char *needle)
+{
+	char *log = th_agent_log(a);
+	bool has = strstr(log, needle) != NULL;
+
+	free(log);
+	return has;
 }

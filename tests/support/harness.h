@@ -123,4 +123,63 @@ void th_run_free(struct th_run *r);
 /* The tender CLI of the build tree: start + finish within 60 s. */
 int th_tender(struct th_run *r, const char *const *args, const char *const *env);
 
+/* ------------------------------------------------------------ agents */
+
+/* A tender-agent process of the build tree with its own temporary
+ * directory (DIR/state is its --state, DIR/agent.log its stderr and stdout,
+ * appended across restarts) and its own block of free loopback ports.
+ * Bundles outlive their agent by design (they are in their own sessions):
+ * th_agent_destroy, the harness's exit handler and, should the test
+ * program itself die without running either (SIGKILL, a sanitizer abort),
+ * a guardian process kill every process whose cwd is under the state
+ * directory or whose pid a STATE/run/NAME.pid names. */
+struct th_agent {
+	pid_t pid;
+	char *dir;	 /* temporary; removed by th_agent_destroy */
+	char *state_dir; /* DIR/state (absolute) */
+	char *log_path;	 /* DIR/agent.log */
+	char *server_url;
+	int port_base;	 /* {{target.port_base}}: the web bundle listens here */
+	char *target_id; /* from STATE/agent.json once enrolled */
+	char **args;	 /* the extra arguments, kept for restarts */
+};
+
+/* The first of n consecutive loopback TCP ports that are free now (each
+ * one bound and released), never one handed out before by this process.
+ * Picked below the ephemeral range, so that the kernel does not give them
+ * to other tests' clients meanwhile. */
+int th_port_block(int n);
+
+/* Starts tender-agent --state DIR/state --server URL --enroll-token TOKEN
+ * --port-base P --poll-wait 5 [extra_args...] (NULL-terminated or NULL)
+ * on a fresh port block, and waits (with a deadline) until it has
+ * enrolled: a->target_id is set.  Aborts the program, showing the agent's
+ * log, when it exits or does not enroll in time. */
+void th_agent_start(struct th_agent *a, const char *server_url, const char *enroll_token,
+		    const char *const *extra_args);
+/* Starts the agent again on the same state directory (it is enrolled: no
+ * token), with the same port block and extra arguments. */
+void th_agent_restart(struct th_agent *a);
+/* SIGTERM, then waits (bounded) for the exit; returns the exit status
+ * (128 + signal when killed).  Bundles keep running. */
+int th_agent_stop(struct th_agent *a);
+/* SIGKILL and reap: the agent dies mid-step; bundles keep running. */
+void th_agent_kill9(struct th_agent *a);
+/* Kills the agent, every bundle process it left, and removes its
+ * directory.  NULL-safe on a zeroed struct. */
+void th_agent_destroy(struct th_agent *a);
+
+/* The live (not zombie) processes whose cwd is under the agent's state
+ * directory, or whose pid a STATE/run/NAME.pid names, whose name
+ * (/proc/PID/comm) is comm (NULL: any), at most max into pids; returns how
+ * many there are. */
+size_t th_agent_processes(const struct th_agent *a, const char *comm, pid_t *pids, size_t max);
+/* SIGKILLs every such process (and its process group) and waits, bounded,
+ * until they are gone; returns how many there were. */
+size_t th_agent_kill_bundles(struct th_agent *a);
+/* Whether the agent's log holds needle. */
+bool th_agent_log_has(const struct th_agent *a, const char *needle);
+/* The agent's log (caller frees). */
+char *th_agent_log(const struct th_agent *a);
+
 #endif
