@@ -420,3 +420,20 @@ char *tn_node_default_agent(void)
 	*slash = '\0';
 	return xasprintf("%s/tender-agent", exe);
 }
+
+void tn_node_status(const char *data_dir, const char *id, struct tn_instance_status *out)
+{
+	char *dir = tn_node_dir(data_dir, id);
+	json_t *rec = NULL;
+
+	memset(out, 0, sizeof *out);
+	out->state = TN_INSTANCE_GONE;
+	if (tn_node_record_read(dir, &rec, NULL) == 0 &&
+	    tn_node_alive((pid_t)json_integer_value(json_object_get(rec, "pid")),
+			  (uint64_t)json_integer_value(json_object_get(rec, "start_time"))))
+		out->state = TN_INSTANCE_RUNNING;
+	else
+		tn_node_log_tail(dir, out->detail, sizeof out->detail);
+	json_decref(rec);
+	free(dir);
+}

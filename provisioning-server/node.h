@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "provider.h"
 
 /* Whether id can name a node directory: a target id ("t-" and [a-z0-9]). */
 bool tn_node_id_valid(const char *id);
@@ -61,6 +62,11 @@ int tn_node_kill(const char *dir, pid_t agent, uint64_t start_time, const pid_t 
 /* The last lines of dir/agent.log (at most max bytes, one line), for a
  * message; "" when there is none.  Writes into out. */
 void tn_node_log_tail(const char *dir, char *out, size_t max);
+
+/* The status of the node in data_dir's node directory of target id: running
+ * while its recorded agent lives (start time checked), else gone with the
+ * tail of its log as the detail. */
+void tn_node_status(const char *data_dir, const char *id, struct tn_instance_status *out);
 
 /* The tender-agent beside the running tender-server (/proc/self/exe's
  * directory); caller frees. */

@@ -648,23 +648,13 @@ static int netns_status(struct tn_provider *p, const char *instance, struct tn_i
 			struct tn_error *err)
 {
 	struct netns *n = p->priv;
-	char *id = NULL, *dir = NULL;
-	json_t *rec = NULL;
+	char *id = NULL;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if ((rc = instance_id(n, instance, &id, err)))
 		return rc;
-	dir = tn_node_dir(n->data_dir, id);
-	out->state = TN_INSTANCE_GONE;
-	if (tn_node_record_read(dir, &rec, NULL) == 0 &&
-	    tn_node_alive((pid_t)json_integer_value(json_object_get(rec, "pid")),
-			  (uint64_t)json_integer_value(json_object_get(rec, "start_time"))))
-		out->state = TN_INSTANCE_RUNNING;
-	else
-		tn_node_log_tail(dir, out->detail, sizeof out->detail);
-	json_decref(rec);
-	free(dir);
+	tn_node_status(n->data_dir, id, out);
 	free(id);
 	return 0;
 }
