@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "fsutil.h"
 #include "xalloc.h"
 
 #define FILE_CHUNK (64 * 1024)
@@ -95,28 +96,11 @@ int tn_sha256_file_hex(const char *path, char out[TN_SHA256_HEX_LEN + 1], struct
 {
 	struct tn_sha256 *h = NULL;
 	uint8_t *buf = NULL;
-	struct stat st;
 	int fd = -1;
 	int rc;
 
-	/* O_NONBLOCK so that a FIFO cannot hang the open; we refuse it below. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			rc = tn_fail(err, TN_E_NOT_FOUND, "sha256 %s: no such file", path);
-		else
-			rc = tn_fail_errno(err, errno, "sha256 %s: open", path);
+	if ((rc = tn_open_regular(path, "sha256", &fd, NULL, err)))
 		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = tn_fail_errno(err, errno, "sha256 %s: stat", path);
-		goto out;
-	}
-	/* Only regular files have an end, so the read loop is bounded. */
-	if (!S_ISREG(st.st_mode)) {
-		rc = tn_fail(err, TN_E_INVALID, "sha256 %s: not a regular file", path);
-		goto out;
-	}
 
 	h = tn_sha256_new();
 	buf = xmalloc(FILE_CHUNK);

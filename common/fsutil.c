@@ -96,6 +96,33 @@ out:
 	return rc;
 }
 
+int tn_open_regular(const char *path, const char *what, int *fd, off_t *size,
+		    struct tn_error *err)
+{
+	struct stat st;
+	int f = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (f < 0) {
+		if (errno == ENOENT)
+			return tn_fail(err, TN_E_NOT_FOUND, "%s %s: no such file", what, path);
+		return tn_fail_errno(err, errno, "%s %s: open", what, path);
+	}
+	if (fstat(f, &st) < 0) {
+		int e = errno;
+
+		close(f);
+		return tn_fail_errno(err, e, "%s %s: stat", what, path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(f);
+		return tn_fail(err, TN_E_INVALID, "%s %s: not a regular file", what, path);
+	}
+	*fd = f;
+	if (size)
+		*size = st.st_size;
+	return 0;
+}
+
 int tn_fsync_parent(const char *path, struct tn_error *err)
 {
 	char *copy = xstrdup(path);

@@ -35,6 +35,14 @@ int tn_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 int tn_read_file(const char *path, size_t max, char **out, size_t *len,
 		 struct tn_error *err) TN_MUST_CHECK;
 
+/* Opens path read-only if it is a regular file (O_NONBLOCK, so a FIFO
+ * cannot hang the open; only regular files have an end, so read loops over
+ * them are bounded).  what names the file in messages ("key", "sha256"):
+ * "WHAT PATH: no such file" is TN_E_NOT_FOUND, "...: not a regular file"
+ * TN_E_INVALID.  *fd is the caller's; *size (may be NULL) its size. */
+int tn_open_regular(const char *path, const char *what, int *fd, off_t *size,
+		    struct tn_error *err) TN_MUST_CHECK;
+
 /* fsync of the directory that holds path's entry. */
 int tn_fsync_parent(const char *path, struct tn_error *err) TN_MUST_CHECK;
 

@@ -242,29 +242,15 @@ static int read_pem(const char *path, char **out, size_t *out_len, struct tn_err
 {
 	char *buf = NULL;
 	size_t len = 0;
-	struct stat st;
+	off_t size = 0;
 	int fd = -1;
 	int rc;
 
 	*out = NULL;
 	*out_len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			rc = tn_fail(err, TN_E_NOT_FOUND, "key %s: no such file", path);
-		else
-			rc = tn_fail_errno(err, errno, "key %s: open", path);
+	if ((rc = tn_open_regular(path, "key", &fd, &size, err)))
 		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = tn_fail_errno(err, errno, "key %s: stat", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = tn_fail(err, TN_E_INVALID, "key %s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > PEM_MAX) {
+	if (size > PEM_MAX) {
 		rc = tn_fail(err, TN_E_TOO_LARGE, "key %s: larger than %d bytes", path, PEM_MAX);
 		goto out;
 	}

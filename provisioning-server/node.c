@@ -437,3 +437,16 @@ void tn_node_status(const char *data_dir, const char *id, struct tn_instance_sta
 	json_decref(rec);
 	free(dir);
 }
+
+int tn_node_boot_check(const char *provider, const char *agent, const char *target_id,
+		       struct tn_error *err)
+{
+	if (!tn_node_id_valid(target_id))
+		return tn_fail(err, TN_E_INVALID, "%s: bad target id %s", provider, target_id);
+	if (access(agent, X_OK) != 0)
+		return tn_fail(err, TN_E_NOT_FOUND,
+			       "%s: the agent %s cannot be run (%s); install tender-agent beside "
+			       "tender-server or set --provider %s:agent=PATH",
+			       provider, agent, strerror(errno), provider);
+	return 0;
+}

@@ -63,6 +63,11 @@ int tn_node_kill(const char *dir, pid_t agent, uint64_t start_time, const pid_t 
  * message; "" when there is none.  Writes into out. */
 void tn_node_log_tail(const char *dir, char *out, size_t max);
 
+/* What every provider checks before booting a node: a valid target id
+ * and an agent binary that can be run (messages start with provider). */
+int tn_node_boot_check(const char *provider, const char *agent, const char *target_id,
+		       struct tn_error *err) TN_MUST_CHECK;
+
 /* The status of the node in data_dir's node directory of target id: running
  * while its recorded agent lives (start time checked), else gone with the
  * tail of its log as the detail. */

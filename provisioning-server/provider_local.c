@@ -229,14 +229,8 @@ static int local_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 	bool made = false;
 	int rc;
 
-	if (!tn_node_id_valid(spec->target_id))
-		return tn_fail(err, TN_E_INVALID, "local: bad target id %s", spec->target_id);
-	if (access(l->agent, X_OK) != 0)
-		return tn_fail(
-		    err, TN_E_NOT_FOUND,
-		    "local: the agent %s cannot be run (%s); install tender-agent beside "
-		    "tender-server or set --provider local:agent=PATH",
-		    l->agent, strerror(errno));
+	if ((rc = tn_node_boot_check("local", l->agent, spec->target_id, err)))
+		return rc;
 	dir = tn_node_dir(l->data_dir, spec->target_id);
 	state = xasprintf("%s/state", dir);
 	/* A boot of this target that was cut short (a server crash) left its

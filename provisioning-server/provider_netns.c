@@ -527,14 +527,8 @@ static int netns_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 	bool made = false;
 	int rc;
 
-	if (!tn_node_id_valid(spec->target_id))
-		return tn_fail(err, TN_E_INVALID, "netns: bad target id %s", spec->target_id);
-	if (access(n->agent, X_OK) != 0)
-		return tn_fail(
-		    err, TN_E_NOT_FOUND,
-		    "netns: the agent %s cannot be run (%s); install tender-agent beside "
-		    "tender-server or set --provider netns:agent=PATH",
-		    n->agent, strerror(errno));
+	if ((rc = tn_node_boot_check("netns", n->agent, spec->target_id, err)))
+		return rc;
 	dir = tn_node_dir(n->data_dir, spec->target_id);
 	state = xasprintf("%s/state", dir);
 	name = xasprintf("%s-%s", n->prefix, spec->target_id);
