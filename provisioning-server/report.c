@@ -80,13 +80,13 @@ int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *
 {
 	static const char *const keys[] = {"generation", "release", "phase",   "state",
 					   "progress",   "health",  "bundles", "message",
-					   "log_tail",   NULL};
+					   "log_tail",   "serves_port", NULL};
 	static const char *const phases[] = {"prepare", "switch", "commit", "rollback", "remove",
 					     NULL};
 	static const char *const states[] = {"started", "progress", "succeeded", "failed", NULL};
 	static const char *const healths[] = {"unknown", "healthy", "unhealthy", NULL};
 	json_t *progress = NULL;
-	json_int_t generation = 0, done = 0, total = 0;
+	json_int_t generation = 0, done = 0, total = 0, serves_port = 0;
 	int rc;
 
 	memset(out, 0, sizeof *out);
@@ -104,6 +104,8 @@ int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *
 	    (rc = tn_json_get_array(out->root, "", "bundles", false, &out->bundles, err)) ||
 	    (rc = tn_json_get_string(out->root, "", "message", false, &out->message, err)) ||
 	    (rc = tn_json_get_object(out->root, "", "log_tail", false, &out->log_tail, err)) ||
+	    (rc = tn_json_get_int(out->root, "", "serves_port", false, 1, 65535, &serves_port,
+				  err)) ||
 	    (rc = check_enum(out->phase, "phase", phases, err)) ||
 	    (rc = check_enum(out->state, "state", states, err)) ||
 	    (rc = check_enum(out->health, "health", healths, err)))
@@ -138,6 +140,7 @@ int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *
 	out->generation = generation;
 	out->done = done;
 	out->total = total;
+	out->serves_port = (int)serves_port;
 out:
 	if (rc)
 		tn_agent_report_clear(out);

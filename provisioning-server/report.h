@@ -30,6 +30,8 @@ struct tn_agent_report {
 	json_t *bundles;     /* [{name, state, restarts, reason?}] or NULL */
 	const char *message; /* NULL when absent */
 	json_t *log_tail;    /* {bundle: text} or NULL */
+	int serves_port;     /* the port the running release serves on (where
+				the load balancer sends traffic); 0 when absent */
 };
 
 int tn_agent_report_parse(const char *body, size_t len, struct tn_agent_report *out,

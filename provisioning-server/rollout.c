@@ -298,13 +298,14 @@ int tn_rollout_on_report(struct tn_server *srv, const char *target_id,
 {
 	if (!r->phase) {
 		struct tn_store_target_update status = {.health = r->health, .bundles = r->bundles,
-							.logs = r->log_tail, .seen = true};
+							.logs = r->log_tail, .seen = true,
+							.serves_port = r->serves_port};
 
 		return tn_store_target_update(srv->store, target_id, &status, err);
 	}
 	struct tn_store_target_update u = {.phase = phase_after(r), .health = r->health,
 					   .bundles = r->bundles, .logs = r->log_tail,
-					   .seen = true};
+					   .seen = true, .serves_port = r->serves_port};
 	bool done = strcmp(r->state, "succeeded") == 0 || strcmp(r->state, "failed") == 0;
 	bool commit_ok = strcmp(r->phase, "commit") == 0 && strcmp(r->state, "succeeded") == 0;
 	bool rolled_back = strcmp(r->phase, "rollback") == 0 && done;

@@ -25,7 +25,7 @@
  *           actual_release, last_result, last_message, last_seen, inventory,
  *           config, token_hash UNIQUE, created, updated,
  *           [2] run_release, prepare_release, doc_body, doc_sig, doc_etag,
- *           bundles, logs, agent_port)
+ *           bundles, logs, agent_port, [3] serves_port)
  *       seq (the rowid) gives lists their creation order; ids are random.
  *       token_hash is the sha256 of the agent's token (NULL: not enrolled,
  *       or revoked).  The desired document (DESIGN §2) is generation,
@@ -34,7 +34,9 @@
  *       etag; desired_release is run_release's id, kept for lists and
  *       counts.  bundles is the json array the agent last reported, logs a
  *       json object {bundle: log tail}, merged report by report; agent_port
- *       is its agent-check port (NULL: unknown).
+ *       is its agent-check port (NULL: unknown), serves_port the port its
+ *       running release serves on, as the agent reported it (NULL: none
+ *       yet): the load balancer's member is address:serves_port.
  *   rollouts(seq, id 'r-...' UNIQUE, cluster_id CASCADE, from_revision_id,
  *           to_revision_id, state, strategy, created_by, created, updated)
  *       [2] at most one active (pending_approval, running, paused) per
@@ -252,6 +254,8 @@ static const char *const migrations[] = {
 	"CREATE UNIQUE INDEX rollouts_one_active ON rollouts(cluster_id)"
 	"  WHERE state IN ('pending_approval', 'running', 'paused');"
 	"CREATE INDEX rollouts_cluster_seq ON rollouts(cluster_id, seq);",
+	/* 3: where the load balancer sends a target's traffic */
+	"ALTER TABLE targets ADD COLUMN serves_port INTEGER;",
 };
 
 /* clang-format on */
@@ -379,7 +383,7 @@ enum stmt_id {
 	"SELECT t.seq, t.id, c.name, t.provider, t.instance, t.address, t.state, t.phase,"         \
 	" t.health, t.generation, t.desired_release, t.actual_release, t.last_result,"             \
 	" t.last_message, t.last_seen, t.inventory, t.config, t.created, t.updated,"               \
-	" t.bundles, t.agent_port"                                                                 \
+	" t.bundles, t.agent_port, t.serves_port"                                                  \
 	" FROM targets t JOIN clusters c ON c.id = t.cluster_id"
 #define ACTIVE_ROLLOUT "('pending_approval', 'running', 'paused')"
 #define ROLLOUT_SELECT                                                                             \
@@ -549,6 +553,7 @@ static const char *const statement_sql[ST_COUNT] = {
 			     " last_seen = CASE WHEN ?10 THEN ?11 ELSE last_seen END,"
 			     " instance = coalesce(?12, instance),"
 			     " address = coalesce(?13, address), config = coalesce(?14, config),"
+			     " serves_port = coalesce(?15, serves_port),"
 			     " updated = ?11 WHERE id = ?1",
 
 	[ST_ROLLOUT_ACTIVE] = "SELECT id, state FROM rollouts WHERE cluster_id = ?1"
@@ -2645,7 +2650,7 @@ int tn_store_cluster_count(struct tn_store *store, int64_t *out, struct tn_error
 /* Row (TARGET_SELECT): seq, id, cluster, provider, instance, address, state,
  * phase, health, generation, desired_release, actual_release, last_result,
  * last_message, last_seen, inventory, config, created, updated, bundles,
- * agent_port. */
+ * agent_port, serves_port. */
 static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
 {
 	json_t *last =
@@ -2655,7 +2660,7 @@ static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn
 
 	*out = json_pack(
 	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o,"
-	    " s:o, s:o, s:o, s:o, s:o, s:o}",
+	    " s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "id", col_str(st, 1), "cluster", col_str(st, 2), "provider", col_str(st, 3), "instance",
 	    col_str(st, 4), "address", col_str(st, 5), "state", col_str(st, 6), "phase",
 	    col_str(st, 7), "health", col_str(st, 8), "desired", "release", col_str(st, 10),
@@ -2663,7 +2668,9 @@ static int target_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn
 	    "last_seen", col_str(st, 14), "inventory", col_json(st, 15), "config", col_json(st, 16),
 	    "created", col_str(st, 17), "updated", col_str(st, 18), "bundles", col_json(st, 19),
 	    "agent_port",
-	    sqlite3_column_type(st, 20) == SQLITE_NULL ? json_null() : col_int(st, 20));
+	    sqlite3_column_type(st, 20) == SQLITE_NULL ? json_null() : col_int(st, 20),
+	    "serves_port",
+	    sqlite3_column_type(st, 21) == SQLITE_NULL ? json_null() : col_int(st, 21));
 	return 0;
 }
 
@@ -3824,6 +3831,8 @@ int tn_store_target_update(struct tn_store *store, const char *id,
 	bind_text(c, st, 12, u->instance);
 	bind_text(c, st, 13, u->address);
 	bind_text(c, st, 14, config_text);
+	if (u->serves_port > 0)
+		bind_int(c, st, 15, u->serves_port);
 	ret = run_done(c, st, err, "update target");
 	if (ret)
 		goto out;

@@ -402,6 +402,7 @@ struct tn_store_target_update {
 	const char *instance; /* the provider's name for the node */
 	const char *address;  /* the node's address */
 	json_t *config;	      /* target-level config: an object (replaces) */
+	int serves_port;      /* reported by the agent; 0 = unchanged */
 };
 /* In one transaction.  A value outside the lists above, bundles not an array,
  * config not an object or logs not an object of strings is TN_E_INVALID; more than

@@ -195,8 +195,9 @@ static int64_t revision_number(struct tn_store *store, const char *cluster, cons
 
 /* ---- schema */
 
-/* A version 1 file (migration 2 undone underneath, as an older tender-server
- * left it) with data in it: opening it migrates to 2 and keeps the rows. */
+/* A version 1 file (migrations 2 and 3 undone underneath, as an older
+ * tender-server left it) with data in it: opening it migrates to the latest
+ * version and keeps the rows. */
 static void test_migration_1_to_2_keeps_data(void **state)
 {
 	struct fixture *f = *state;
@@ -204,7 +205,7 @@ static void test_migration_1_to_2_keeps_data(void **state)
 	json_t *t;
 	char *id;
 
-	assert_int_equal(tn_store_schema_version(), 2);
+	assert_int_equal(tn_store_schema_version(), 3);
 	put_cluster(f->store, "educa", NULL, NULL);
 	id = put_target(f->store, "educa", "running", "10.0.0.9");
 	tn_store_close(f->store);
@@ -219,14 +220,15 @@ static void test_migration_1_to_2_keeps_data(void **state)
 			  "ALTER TABLE targets DROP COLUMN bundles;"
 			  "ALTER TABLE targets DROP COLUMN logs;"
 			  "ALTER TABLE targets DROP COLUMN agent_port;"
+			  "ALTER TABLE targets DROP COLUMN serves_port;"
 			  "ALTER TABLE rollout_targets DROP COLUMN from_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN to_release;"
 			  "PRAGMA user_version = 1;");
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 20);
 
 	assert_int_equal(tn_store_open(f->path, &f->store, &err), 0);
-	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
-	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 28);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 29);
 	assert_int_equal(
 	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 7);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -239,6 +241,7 @@ static void test_migration_1_to_2_keeps_data(void **state)
 	assert_string_equal(str(t, "cluster"), "educa");
 	assert_true(json_is_null(json_object_get(t, "bundles")));
 	assert_true(json_is_null(json_object_get(t, "agent_port")));
+	assert_true(json_is_null(json_object_get(t, "serves_port")));
 	assert_true(json_is_null(json_object_get(json_object_get(t, "desired"), "release")));
 	json_decref(t);
 	free(id);
