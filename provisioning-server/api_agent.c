@@ -16,6 +16,7 @@
 #include "documents.h"
 #include "events.h"
 #include "json.h"
+#include "lbsync.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "rollout.h"
@@ -64,6 +65,7 @@ TN_HANDLER(tn_api_agent_enroll)
 	if ((rc = tn_rollout_place_new_target(srv, target_id, err)))
 		goto out;
 	tn_audit(srv, &who, "target.enroll", "target", target_id, "ok", NULL);
+	tn_lbsync_wake(srv->lbsync);
 	server_key = tn_key_public_b64(srv->key);
 	tn_response_json(resp, 200,
 			 json_pack("{s:s, s:s, s:s, s:i}", "target_id", target_id, "target_token",
@@ -310,6 +312,9 @@ TN_HANDLER(tn_api_agent_report)
 		rc = tn_rollout_on_report(req->srv, req->who.name, &r, err);
 	if (rc == 0) /* a drained node is terminated */
 		tn_lifecycle_on_report(req->srv, req->who.name, &r);
+	/* a node entering or leaving service: its member follows soon */
+	if (rc == 0 && r.phase && strcmp(r.phase, "prepare") != 0 && strcmp(r.phase, "switch") != 0)
+		tn_lbsync_wake(req->srv->lbsync);
 	tn_agent_report_clear(&r);
 	if (rc == 0)
 		resp->status = 204;

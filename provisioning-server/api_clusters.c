@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "documents.h"
 #include "ingest.h"
 #include "json.h"
+#include "lbsync.h"
 #include "server.h"
 #include "store.h"
 #include "xalloc.h"
@@ -131,6 +133,34 @@ out:
 	return rc;
 }
 
+/* What the load-balancer reconciler last found, as lb_status (null when it
+ * has nothing to say: no load balancer, or no round yet). */
+static void add_lb_status(struct tn_server *srv, json_t *cluster)
+{
+	json_t *st = tn_lbsync_status(srv->lbsync, json_string_value(json_object_get(cluster, "name")));
+
+	json_object_set_new(cluster, "lb_status", st ? st : json_null());
+}
+
+/* A new lb binding reaches the agents through their documents (a new
+ * generation each), and the reconciler at once. */
+static int reissue_documents(struct tn_server *srv, const char *cluster, struct tn_error *err)
+{
+	char **ids = NULL;
+	int rc;
+
+	if ((rc = tn_store_cluster_target_ids(srv->store, cluster, &ids, NULL, err)))
+		return rc;
+	for (size_t i = 0; ids[i] && rc == 0; i++) {
+		struct tn_doc_change none = {0};
+
+		rc = tn_documents_change(srv, ids[i], &none, err);
+	}
+	tn_store_free_ids(ids);
+	tn_lbsync_wake(srv->lbsync);
+	return rc;
+}
+
 TN_HANDLER(tn_api_cluster_list)
 {
 	json_t *out = NULL;
@@ -141,6 +171,10 @@ TN_HANDLER(tn_api_cluster_list)
 	    (rc = tn_store_cluster_list(req->srv->store, (unsigned)limit,
 					tn_request_query(req, "after"), &out, err)))
 		return rc;
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(out, "items"), i, c) add_lb_status(req->srv, c);
 	tn_response_json(resp, 200, out);
 	return 0;
 }
@@ -150,8 +184,10 @@ TN_HANDLER(tn_api_cluster_get)
 	json_t *out = NULL;
 	int rc = tn_store_cluster_get(req->srv->store, req->params[0], &out, err);
 
-	if (rc == 0)
+	if (rc == 0) {
+		add_lb_status(req->srv, out);
 		tn_response_json(resp, 200, out);
+	}
 	return rc;
 }
 
@@ -179,6 +215,10 @@ TN_HANDLER(tn_api_cluster_patch)
 	    (rc = tn_store_cluster_patch(req->srv->store, req->params[0], description, provider, lb,
 					 &out, err)))
 		goto out;
+	if (lb && (rc = reissue_documents(req->srv, req->params[0], err))) {
+		json_decref(out);
+		goto out;
+	}
 	tn_response_json(resp, 200, out);
 out:
 	json_decref(body);

@@ -236,15 +236,17 @@ static const char *doc_state(const char *target_state)
 	return "active";
 }
 
-/* What the node learns of its load balancer: which driver reports for it.
- * The runtime API address stays on the server (no node holds LB
- * credentials). */
-static json_t *doc_lb(json_t *lb)
+/* What the node learns of its load balancer: which driver asks it for its
+ * state, and on which port.  The runtime API address stays on the server
+ * (no node holds LB credentials). */
+static json_t *doc_lb(json_t *lb, int agent_port)
 {
 	const char *driver = json_string_value(json_object_get(lb, "driver"));
 
-	return driver && strcmp(driver, "none") != 0 ? json_pack("{s:s}", "driver", driver)
-						     : json_null();
+	if (!driver || strcmp(driver, "none") == 0)
+		return json_null();
+	return agent_port > 0 ? json_pack("{s:s, s:i}", "driver", driver, "agent_port", agent_port)
+			      : json_pack("{s:s}", "driver", driver);
 }
 
 int tn_documents_change(struct tn_server *srv, const char *target_id,
@@ -268,7 +270,7 @@ int tn_documents_change(struct tn_server *srv, const char *target_id,
 	state = ch->state ? ch->state : cur.state;
 	doc = json_pack("{s:s, s:s, s:I, s:s, s:O?, s:O?, s:o}", "target_id", target_id, "cluster",
 			cur.cluster, "generation", (json_int_t)(cur.generation + 1), "state",
-			doc_state(state), "run", run, "prepare", prepare, "lb", doc_lb(cur.lb));
+			doc_state(state), "run", run, "prepare", prepare, "lb", doc_lb(cur.lb, cur.agent_port));
 	body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if ((rc = tn_sign_b64(srv->key, body, strlen(body), &sig, err)))
 		goto out;

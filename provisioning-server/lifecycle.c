@@ -16,6 +16,7 @@
 #include "events.h"
 #include "http.h"
 #include "ingest.h"
+#include "lbsync.h"
 #include "log.h"
 #include "node.h"
 #include "provider.h"
@@ -694,6 +695,8 @@ int tn_lifecycle_remove(struct tn_server *srv, const char *id, bool force, json_
 	}
 	if (terminate_now)
 		enqueue_terminate(lc, id, true);
+	/* out of its load balancer's backend first of all */
+	tn_lbsync_wake(srv->lbsync);
 	rc = tn_store_target_get(srv->store, id, out, err);
 out:
 	tn_store_doc_clear(&doc);

@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "http.h"
 #include "janitor.h"
+#include "lbsync.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -62,7 +63,11 @@ static void usage(FILE *out)
 	      "      --enroll-timeout S     a booted node that has not enrolled after S seconds\n"
 	      "                             fails (default 120)\n"
 	      "      --drain-timeout S      a draining node whose agent does not confirm is\n"
-	      "                             terminated after S seconds (default 60)\n"
+	      "                             terminated after S seconds, and a load-balancer\n"
+	      "                             member leaving still holding sessions is deleted\n"
+	      "                             after S seconds (default 60)\n"
+	      "      --lb-interval MS       milliseconds between load-balancer reconciliations\n"
+	      "                             (default 2000; 100 to 600000)\n"
 	      "      --log-level LEVEL      debug, info (default), warn or error\n"
 	      "      --log-json             log one JSON object per line\n"
 	      "      --no-fsync             skip fsync of uploaded blobs (benchmarks only: a crash\n"
@@ -85,6 +90,7 @@ struct options {
 	const char *providers[PROVIDERS_MAX];
 	size_t nproviders;
 	unsigned enroll_timeout_s, drain_timeout_s;
+	unsigned lb_interval_ms;
 	uint64_t max_upload;
 	unsigned threads;
 	bool no_fsync;
@@ -132,7 +138,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
 	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
-	       O_DRAIN_TIMEOUT };
+	       O_DRAIN_TIMEOUT, O_LB_INTERVAL };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
@@ -149,6 +155,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"provider", required_argument, NULL, O_PROVIDER},
 		{"enroll-timeout", required_argument, NULL, O_ENROLL_TIMEOUT},
 		{"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
+		{"lb-interval", required_argument, NULL, O_LB_INTERVAL},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -181,6 +188,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_seconds("--drain-timeout", optarg, &o->drain_timeout_s))
 				return 2;
 			break;
+		case O_LB_INTERVAL: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg < '1' || *optarg > '9' || *end || v < 100 || v > 600000) {
+				fprintf(stderr, "tender-server: --lb-interval \"%s\": expected 100 to "
+						"600000 milliseconds\n", optarg);
+				return 2;
+			}
+			o->lb_interval_ms = (unsigned)v;
+			break;
+		}
 		case O_MAX_UPLOAD:
 			if (parse_size(optarg, &o->max_upload) != 0) {
 				fprintf(stderr, "tender-server: --max-upload \"%s\": expected a size "
@@ -420,6 +439,7 @@ int main(int argc, char **argv)
 	struct tn_http_config hc = {0};
 	struct tn_janitor *janitor;
 	struct tn_lifecycle_config lcc;
+	struct tn_lbsync_config lbc;
 	struct tn_error err;
 	sigset_t sigs;
 	int sig, rc;
@@ -490,6 +510,8 @@ int main(int argc, char **argv)
 	       srv.agent_path);
 	lcc = (struct tn_lifecycle_config){o.enroll_timeout_s, o.drain_timeout_s};
 	srv.lifecycle = tn_lifecycle_start(&srv, &lcc);
+	lbc = (struct tn_lbsync_config){o.lb_interval_ms, o.drain_timeout_s};
+	srv.lbsync = tn_lbsync_start(&srv, &lbc);
 	janitor = tn_janitor_start(&srv, GC_INTERVAL_S);
 	sigwait(&sigs, &sig);
 	tn_log(TN_LOG_INFO, "server", "stopping", "{s:s}", "signal", sig == SIGINT ? "INT" : "TERM");
@@ -498,6 +520,8 @@ int main(int argc, char **argv)
 	tn_lifecycle_halt(srv.lifecycle);
 	tn_http_stop(srv.http);
 	srv.http = NULL;
+	tn_lbsync_stop(srv.lbsync); /* after the requests that wake it */
+	srv.lbsync = NULL;
 	tn_lifecycle_stop(srv.lifecycle);
 	srv.lifecycle = NULL;
 	tn_janitor_stop(janitor);

@@ -18,6 +18,7 @@ struct tn_http;
 struct tn_documents;
 struct tn_providers;
 struct tn_lifecycle;
+struct tn_lbsync;
 
 struct tn_server {
 	char *data_dir;
@@ -35,6 +36,8 @@ struct tn_server {
 	 * or removing targets then answers 503). */
 	struct tn_providers *providers;
 	struct tn_lifecycle *lifecycle;
+	/* The load-balancer reconciler (NULL in in-process use). */
+	struct tn_lbsync *lbsync;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
 };

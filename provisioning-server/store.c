@@ -534,7 +534,7 @@ static const char *const statement_sql[ST_COUNT] = {
 				 " ELSE state END, last_seen = ?6, updated = ?6 WHERE id = ?1",
 	[ST_ENROLL_USE] = "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
 	[ST_DOC_GET] = "SELECT c.name, t.state, t.generation, t.run_release, t.prepare_release,"
-		       " t.config, c.lb, t.doc_body, t.doc_sig, t.doc_etag"
+		       " t.config, c.lb, t.doc_body, t.doc_sig, t.doc_etag, t.agent_port"
 		       " FROM targets t JOIN clusters c ON c.id = t.cluster_id WHERE t.id = ?1",
 	[ST_DOC_PUT] = "UPDATE targets SET generation = ?2 + 1, run_release = ?3,"
 		       " prepare_release = ?4, desired_release = ?5, state = coalesce(?6, state),"
@@ -3586,6 +3586,7 @@ int tn_store_doc_get(struct tn_store *store, const char *target_id, struct tn_st
 	out->body = col_dup(st, 7);
 	out->signature = col_dup(st, 8);
 	out->etag = col_dup(st, 9);
+	out->agent_port = sqlite3_column_int(st, 10);
 out:
 	stmt_done(st);
 	return ret;

@@ -359,6 +359,7 @@ struct tn_store_doc {
 	char *body;	 /* the signed document as last written, or NULL */
 	char *signature; /* base64, or NULL */
 	char *etag;	 /* sha256 hex of body, or NULL */
+	int agent_port;	 /* the agent's agent-check port, 0 = unknown */
 };
 /* Fills *out (zeroed first, also on failure); TN_E_NOT_FOUND. */
 int tn_store_doc_get(struct tn_store *store, const char *target_id, struct tn_store_doc *out,

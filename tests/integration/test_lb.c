@@ -1,0 +1,613 @@
+/* test_lb.c - clusters behind a real HAProxy (DESIGN §2 "Load balancer"):
+ *   - the `haproxy` driver against HAProxy's runtime API: add (with its
+ *     checks on the line), list, drain, delete; an unknown backend, an
+ *     unreachable API and a name that would smuggle a command refused;
+ *   - a cluster of 3 local targets: all three in the backend and serving
+ *     traffic; a copy: four; a removal: three, and the removed one got no
+ *     request once its drain began;
+ *   - zero downtime: requests through HAProxy while every target switches
+ *     to a new release one at a time: no failed request, and the answers
+ *     change from the old release to the new one;
+ *   - HAProxy restarted with its original config: the targets come back;
+ *     HAProxy unreachable: the cluster says so, a switch still goes ahead,
+ *     and when it is back every target is in service again.
+ * Nothing sleeps to synchronise: every wait polls with a deadline.  Every
+ * process started here is killed at the end, failed or not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "haproxy.h"
+#include "harness.h"
+#include "lb.h"
+#include "lb_haproxy.h"
+#include "xalloc.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ the driver */
+
+static json_t *lb_of(const struct th_haproxy *h)
+{
+	return json_pack("{s:s, s:s, s:s}", "driver", "haproxy", "admin", h->admin, "backend",
+			 h->backend);
+}
+
+/* A listening socket on a free loopback port (the member's "serves"). */
+static int listener(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void test_driver_against_haproxy(void **state)
+{
+	struct th_haproxy h;
+	struct tn_lb_member *m = NULL;
+	size_t n = 0;
+	struct tn_error err;
+	json_t *lb;
+	char status[64], *line;
+	int port, fd = listener(&port);
+	struct tn_lb_want w = {"t-drv1", "127.0.0.1", port, port + 1};
+
+	(void)state;
+	th_haproxy_start(&h, "educa");
+	lb = lb_of(&h);
+	assert_int_equal(tn_lb_haproxy.list(lb, &m, &n, &err), 0);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(tn_lb_haproxy.add(lb, &w, &err), 0);
+	assert_int_equal(tn_lb_haproxy.list(lb, &m, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(m[0].name, "t-drv1");
+	{
+		char *want = xasprintf("127.0.0.1:%d", port);
+
+		assert_string_equal(m[0].addr, want);
+		free(want);
+	}
+	tn_lb_members_free(m, n);
+	/* the checks are on: HAProxy says where it asks the agent */
+	line = th_haproxy_cmd(&h, "show servers state educa");
+	assert_non_null(line);
+	{
+		char *want = xasprintf("127.0.0.1 %d", port + 1);
+
+		if (!strstr(line, want))
+			fail_msg("no agent-check at %s in: %s", want, line);
+		free(want);
+	}
+	free(line);
+	/* a second add of the same name is refused, naming HAProxy's reason */
+	assert_true(tn_lb_haproxy.add(lb, &w, &err) < 0);
+	assert_int_equal(err.code, TN_E_CONFLICT);
+	assert_non_null(strstr(err.message, "HAProxy refused"));
+
+	assert_int_equal(tn_lb_haproxy.drain(lb, "t-drv1", &err), 0);
+	assert_true(th_haproxy_server(&h, "t-drv1", status, sizeof status, NULL));
+	assert_int_equal(tn_lb_haproxy.remove(lb, "t-drv1", &err), 0);
+	assert_false(th_haproxy_server(&h, "t-drv1", status, sizeof status, NULL));
+	/* gone already: removing it again is done, not an error */
+	assert_int_equal(tn_lb_haproxy.remove(lb, "t-drv1", &err), 0);
+
+	/* a name or address that would end the command line is never sent */
+	{
+		struct tn_lb_want evil = {"t-x;shutdown sessions", "127.0.0.1", port, port};
+		struct tn_lb_want evil_addr = {"t-y", "127.0.0.1 backup", port, port};
+
+		assert_true(tn_lb_haproxy.add(lb, &evil, &err) < 0);
+	assert_int_equal(err.code, TN_E_INVALID);
+		assert_true(tn_lb_haproxy.add(lb, &evil_addr, &err) < 0);
+	assert_int_equal(err.code, TN_E_INVALID);
+		assert_int_equal(th_haproxy_members(&h, NULL), 0);
+	}
+	json_decref(lb);
+
+	/* a backend HAProxy does not have */
+	lb = json_pack("{s:s, s:s, s:s}", "driver", "haproxy", "admin", h.admin, "backend", "nope");
+	assert_true(tn_lb_haproxy.list(lb, &m, &n, &err) < 0);
+	assert_int_equal(err.code, TN_E_NOT_FOUND);
+	assert_non_null(strstr(err.message, "nope"));
+	json_decref(lb);
+
+	/* nobody at the runtime API's address */
+	th_haproxy_stop(&h);
+	lb = lb_of(&h);
+	assert_true(tn_lb_haproxy.list(lb, &m, &n, &err) < 0);
+	assert_int_equal(err.code, TN_E_UNAVAILABLE);
+	assert_non_null(strstr(err.message, h.admin));
+	json_decref(lb);
+	th_haproxy_destroy(&h);
+	close(fd);
+}
+
+/* ------------------------------------------------------------ a cluster */
+
+#define NODE_DEADLINE_S 60
+#define LB_DEADLINE_S 20
+
+struct fx {
+	struct th_server srv;
+	struct th_haproxy h;
+	char *args[8];
+	size_t nargs;
+	char *cluster_body;
+};
+
+static const char *str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static void expect_status(const struct th_response *r, long status, const char *what)
+{
+	if (r->status != status)
+		fail_msg("%s: want %ld, got %ld %s", what, status, r->status, r->body);
+}
+
+static void call(struct fx *f, const char *method, const char *path, const char *body,
+		 struct th_response *r)
+{
+	th_json(&f->srv, method, path, f->srv.admin_token, body, r);
+}
+
+static json_t *get_json(struct fx *f, const char *path)
+{
+	struct th_request req = {.token = f->srv.admin_token};
+	struct th_response r;
+	json_t *out;
+
+	th_http(&f->srv, path, &req, &r);
+	expect_status(&r, 200, path);
+	out = json_incref(r.json);
+	th_response_free(&r);
+	return out;
+}
+
+static void dump(struct fx *f)
+{
+	json_t *all = get_json(f, "/api/v1/targets?cluster=educa");
+	char *text = json_dumps(all, JSON_INDENT(1)), *stat = th_haproxy_cmd(&f->h, "show stat");
+	char *log = NULL;
+	size_t len = 0;
+
+	fprintf(stderr, "# targets: %s\n# haproxy: %s\n", text, stat ? stat : "(unreachable)");
+	if (tn_read_file(f->srv.log_path, 1 << 22, &log, &len, NULL) == 0)
+		fprintf(stderr, "# server log (end):\n%s\n", len > 6000 ? log + len - 6000 : log);
+	free(log);
+	free(stat);
+	free(text);
+	json_decref(all);
+}
+
+/* The cluster's targets that are not removed once there are n of them,
+ * all running, healthy and on their desired release. */
+static json_t *wait_running(struct fx *f, size_t n)
+{
+	double deadline = now_s() + NODE_DEADLINE_S;
+
+	for (;;) {
+		json_t *all = get_json(f, "/api/v1/targets?cluster=educa"), *live = json_array(), *t;
+		bool ok = true;
+		size_t i;
+
+		json_array_foreach(json_object_get(all, "items"), i, t) {
+			const char *actual = str(t, "actual");
+			const char *desired = str(json_object_get(t, "desired"), "release");
+
+			if (strcmp(str(t, "state"), "removed") == 0)
+				continue;
+			json_array_append(live, t);
+			if (strcmp(str(t, "state"), "running") != 0 ||
+			    strcmp(str(t, "health"), "healthy") != 0 ||
+			    strcmp(str(t, "phase"), "idle") != 0 || !actual || !desired ||
+			    strcmp(actual, desired) != 0)
+				ok = false;
+		}
+		json_decref(all);
+		if (ok && json_array_size(live) == n)
+			return live;
+		json_decref(live);
+		if (now_s() > deadline) {
+			dump(f);
+			fail_msg("%zu targets not running and healthy within %d s", n,
+				 NODE_DEADLINE_S);
+		}
+		pause_ms(100);
+	}
+}
+
+/* Waits until the backend holds n members, all UP; returns the seconds it
+ * took. */
+static double wait_members(struct fx *f, size_t n)
+{
+	double start = now_s(), deadline = start + LB_DEADLINE_S;
+
+	for (;;) {
+		size_t up = 0, all = th_haproxy_members(&f->h, &up);
+
+		if (all == n && up == n)
+			return now_s() - start;
+		if (now_s() > deadline) {
+			dump(f);
+			fail_msg("the backend has %zu members (%zu up), not %zu up, after %d s", all,
+				 up, n, LB_DEADLINE_S);
+		}
+		pause_ms(50);
+	}
+}
+
+static void upload(struct fx *f, const char *name)
+{
+	char *zip = xasprintf("%s/distributions/%s.zip", TN_BUILDDIR, name);
+	struct th_request rq = {.method = "POST",
+				.token = f->srv.admin_token,
+				.content_type = "application/zip",
+				.upload_file = zip};
+	struct th_response r;
+
+	th_http(&f->srv, "/api/v1/distributions", &rq, &r);
+	expect_status(&r, 201, zip);
+	th_response_free(&r);
+	free(zip);
+}
+
+static void arg(struct fx *f, char *value)
+{
+	f->args[f->nargs++] = value;
+	f->args[f->nargs] = NULL;
+}
+
+/* One server, one HAProxy, the cluster educa of 3 local targets on educa
+ * 1.0, all in service: made by the first case that needs it, kept for the
+ * cases after it (3 nodes take a while to boot), torn down with the group. */
+static struct fx *cluster(void **state)
+{
+	struct fx *f = *state;
+
+	if (f)
+		return f;
+	f = xcalloc(1, sizeof *f);
+	unsigned low = 20500 + (unsigned)(getpid() % 11) * 1000;
+	struct th_response r;
+	json_t *live;
+
+	th_haproxy_start(&f->h, "educa");
+	arg(f, xstrdup("--provider"));
+	arg(f, xasprintf("local:ports=%u-%u", low, low + 99));
+	arg(f, xstrdup("--lb-interval"));
+	arg(f, xstrdup("300"));
+	th_server_start(&f->srv, (const char *const *)f->args);
+	upload(f, "educa-1.0");
+	f->cluster_body = xasprintf("{\"name\": \"educa\", \"distribution\": \"educa@1.0\", \"lb\": "
+				    "{\"driver\": \"haproxy\", \"admin\": \"%s\", \"backend\": "
+				    "\"educa\"}}",
+				    f->h.admin);
+	call(f, "POST", "/api/v1/clusters", f->cluster_body, &r);
+	expect_status(&r, 201, "create the cluster");
+	th_response_free(&r);
+	call(f, "POST", "/api/v1/targets", "{\"cluster\": \"educa\", \"count\": 3}", &r);
+	expect_status(&r, 202, "create 3 targets");
+	th_response_free(&r);
+	live = wait_running(f, 3);
+	json_decref(live);
+	*state = f;
+	wait_members(f, 3);
+	return f;
+}
+
+static int teardown_cluster(void **state)
+{
+	struct fx *f = *state;
+
+	if (!f)
+		return 0;
+	th_server_destroy(&f->srv);
+	th_haproxy_destroy(&f->h);
+	for (size_t i = 0; i < f->nargs; i++)
+		free(f->args[i]);
+	free(f->cluster_body);
+	free(f);
+	return 0;
+}
+
+/* How many distinct targets answered among hits[from..]. */
+static size_t distinct_targets(const struct th_hit *hits, size_t n, double after)
+{
+	char seen[16][40];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool known = false;
+
+		if (hits[i].t < after || hits[i].status != 200)
+			continue;
+		for (size_t j = 0; j < k && !known; j++)
+			known = strcmp(seen[j], hits[i].target) == 0;
+		if (!known && k < 16)
+			snprintf(seen[k++], sizeof seen[0], "%s", hits[i].target);
+	}
+	return k;
+}
+
+/* Polls the load until n distinct targets answered since after. */
+static void wait_traffic(struct fx *f, struct th_load *l, size_t n, double after)
+{
+	double deadline = now_s() + LB_DEADLINE_S;
+
+	(void)f;
+	for (;;) {
+		const struct th_hit *hits;
+		size_t count, total, failed;
+
+		th_load_counts(l, &total, &failed);
+		/* a peek: stop and start again would lose connections */
+		th_load_peek(l, &hits, &count);
+		if (distinct_targets(hits, count, after) >= n)
+			return;
+		if (now_s() > deadline)
+			fail_msg("traffic reached %zu targets, not %zu (%zu requests, %zu failed)",
+				 distinct_targets(hits, count, after), n, total, failed);
+		pause_ms(50);
+	}
+}
+
+static void test_membership_follows_the_cluster(void **state)
+{
+	struct fx *f = cluster(state);
+	struct th_load *l = th_load_start(f->h.front_port, 2, 5);
+	const struct th_hit *hits;
+	json_t *live;
+	char *path, gone[40], status[64];
+	double t0 = now_s(), drained = 0, deadline;
+	size_t n, total, failed, late = 0;
+	struct th_response r;
+
+	/* all three receive traffic */
+	wait_traffic(f, l, 3, t0);
+
+	/* a copy: four */
+	live = wait_running(f, 3);
+	path = xasprintf("/api/v1/targets/%s/copy", str(json_array_get(live, 0), "id"));
+	call(f, "POST", path, NULL, &r);
+	expect_status(&r, 202, "copy a target");
+	th_response_free(&r);
+	free(path);
+	json_decref(live);
+	live = wait_running(f, 4);
+	wait_members(f, 4);
+	wait_traffic(f, l, 4, now_s());
+
+	/* a removal: three; the removed one gets no request once drained */
+	snprintf(gone, sizeof gone, "%s", str(json_array_get(live, 1), "id"));
+	json_decref(live);
+	path = xasprintf("/api/v1/targets/%s", gone);
+	call(f, "DELETE", path, NULL, &r);
+	expect_status(&r, 202, "remove a target");
+	th_response_free(&r);
+	free(path);
+	deadline = now_s() + LB_DEADLINE_S;
+	while (!drained) {
+		if (!th_haproxy_server(&f->h, gone, status, sizeof status, NULL) ||
+		    strncmp(status, "UP", 2) != 0)
+			drained = now_s();
+		else if (now_s() > deadline)
+			fail_msg("%s still UP %d s after its removal", gone, LB_DEADLINE_S);
+		else
+			pause_ms(10);
+	}
+	live = wait_running(f, 3);
+	json_decref(live);
+	wait_members(f, 3);
+	th_load_stop(l, &hits, &n);
+	th_load_counts(l, &total, &failed);
+	for (size_t i = 0; i < n; i++)
+		if (hits[i].t > drained && strcmp(hits[i].target, gone) == 0)
+			late++;
+	printf("# membership: %zu requests, %zu failed; %zu reached %s after its drain\n", total,
+	       failed, late, gone);
+	assert_int_equal(late, 0);
+	assert_int_equal(failed, 0);
+	th_load_free(l);
+}
+
+/* Sets the greeting of target id (a new release for it alone, switched at
+ * once) and waits until it runs that release again healthy and is back in
+ * service in the backend. */
+static void switch_target(struct fx *f, const char *id, const char *greeting, bool lb_up)
+{
+	char *path = xasprintf("/api/v1/targets/%s", id);
+	char *body = xasprintf("{\"config\": {\"org.educa.web\": {\"greeting\": \"%s\"}}}", greeting);
+	double deadline = now_s() + NODE_DEADLINE_S;
+	struct th_response r;
+	char status[64];
+
+	call(f, "PATCH", path, body, &r);
+	expect_status(&r, 200, "patch a target's config");
+	th_response_free(&r);
+	for (;;) {
+		json_t *t = get_json(f, path);
+		const char *desired = str(json_object_get(t, "desired"), "release");
+		const char *actual = str(t, "actual");
+		bool done = desired && actual && strcmp(desired, actual) == 0 &&
+			    strcmp(str(t, "phase"), "idle") == 0 &&
+			    strcmp(str(t, "health"), "healthy") == 0;
+
+		json_decref(t);
+		if (done && (!lb_up || (th_haproxy_server(&f->h, id, status, sizeof status, NULL) &&
+					strncmp(status, "UP", 2) == 0)))
+			break;
+		if (now_s() > deadline) {
+			dump(f);
+			fail_msg("%s did not switch to greeting %s and come back in %d s", id, greeting,
+				 NODE_DEADLINE_S);
+		}
+		pause_ms(50);
+	}
+	free(body);
+	free(path);
+}
+
+static void test_zero_downtime_switches(void **state)
+{
+	struct fx *f = cluster(state);
+	json_t *live = wait_running(f, 3), *t;
+	struct th_load *l = th_load_start(f->h.front_port, 2, 3);
+	const struct th_hit *hits;
+	double t0 = now_s(), begin, end;
+	size_t n, total, failed, i, old_after = 0, new_before = 0, olds = 0, news = 0;
+
+	wait_traffic(f, l, 3, t0);
+	begin = now_s();
+	json_array_foreach(live, i, t) switch_target(f, str(t, "id"), "zero", true);
+	end = now_s();
+	/* a moment of traffic on the new release everywhere */
+	wait_traffic(f, l, 3, end);
+	th_load_stop(l, &hits, &n);
+	th_load_counts(l, &total, &failed);
+	for (i = 0; i < n; i++) {
+		bool is_new = strstr(hits[i].body, ": zero") != NULL;
+
+		news += is_new;
+		olds += !is_new && hits[i].status == 200;
+		if (!is_new && hits[i].status == 200 && hits[i].t > end)
+			old_after++;
+		if (is_new && hits[i].t < begin)
+			new_before++;
+	}
+	printf("# zero downtime: %zu requests, %zu failed, switch window %.1f s "
+	       "(3 targets one at a time); %zu answers from the old release, %zu from the new\n",
+	       total, failed, end - begin, olds, news);
+	for (i = 0; i < n && failed; i++)
+		if (hits[i].status != 200)
+			printf("# failed at +%.3f s: status %d\n", hits[i].t - begin, hits[i].status);
+	assert_int_equal(failed, 0);
+	assert_true(olds > 0 && news > 0);
+	assert_int_equal(old_after, 0);
+	assert_int_equal(new_before, 0);
+	th_load_free(l);
+	json_decref(live);
+}
+
+static void test_haproxy_restart_gets_members_back(void **state)
+{
+	struct fx *f = cluster(state);
+	json_t *live = wait_running(f, 3);
+	double took;
+
+	wait_members(f, 3);
+	th_haproxy_restart(&f->h);
+	/* its original config has an empty backend */
+	assert_int_equal(th_haproxy_members(&f->h, NULL), 0);
+	took = wait_members(f, 3);
+	printf("# haproxy restarted: all 3 targets back in service after %.1f s\n", took);
+	json_decref(live);
+}
+
+/* lb_status of the cluster once its state is want. */
+static json_t *wait_lb_status(struct fx *f, const char *want)
+{
+	double deadline = now_s() + LB_DEADLINE_S;
+
+	for (;;) {
+		json_t *c = get_json(f, "/api/v1/clusters/educa");
+		json_t *st = json_incref(json_object_get(c, "lb_status"));
+
+		json_decref(c);
+		if (str(st, "state") && strcmp(str(st, "state"), want) == 0)
+			return st;
+		json_decref(st);
+		if (now_s() > deadline) {
+			dump(f);
+			fail_msg("lb_status not %s within %d s", want, LB_DEADLINE_S);
+		}
+		pause_ms(50);
+	}
+}
+
+static void test_haproxy_unreachable_then_back(void **state)
+{
+	struct fx *f = cluster(state);
+	json_t *live = wait_running(f, 3), *st, *events, *e;
+	long long mark = th_last_event_id(&f->srv);
+	bool audited = false;
+	size_t i;
+
+	st = wait_lb_status(f, "ok");
+	assert_int_equal(json_integer_value(json_object_get(st, "members")), 3);
+	json_decref(st);
+	th_haproxy_stop(&f->h);
+	st = wait_lb_status(f, "unreachable");
+	if (!strstr(str(st, "message"), f->h.admin))
+		fail_msg("lb_status message does not name %s: %s", f->h.admin, str(st, "message"));
+	json_decref(st);
+	events = th_events_after(&f->srv, mark);
+	json_array_foreach(events, i, e) audited |= strcmp(str(e, "action"), "lb.unreachable") == 0;
+	json_decref(events);
+	assert_true(audited);
+
+	/* a switch goes ahead without anyone asking the agent for its state */
+	switch_target(f, str(json_array_get(live, 0), "id"), "unreachable", false);
+
+	th_haproxy_restart(&f->h);
+	st = wait_lb_status(f, "ok");
+	json_decref(st);
+	printf("# haproxy back: all 3 targets in service again after %.1f s\n", wait_members(f, 3));
+	json_decref(live);
+}
+
+int main(void)
+{
+	/* one group: the cluster is set up once (3 nodes take a while) and
+	 * the cases go on from where the one before left it */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_driver_against_haproxy),
+		cmocka_unit_test(test_membership_follows_the_cluster),
+		cmocka_unit_test(test_zero_downtime_switches),
+		cmocka_unit_test(test_haproxy_restart_gets_members_back),
+		cmocka_unit_test(test_haproxy_unreachable_then_back),
+	};
+
+	if (!th_haproxy_available()) {
+		printf("1..0 # SKIP haproxy is not installed (scripts/bootstrap installs it)\n");
+		return 0;
+	}
+	if (getenv("TN_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TN_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, teardown_cluster);
+}
