@@ -24,6 +24,9 @@ static const char *const release_keys[] = {
 static const char *const bundle_keys[] = {
 	"name", "version", "sha256", "size", "url", NULL,
 };
+static const char *const lb_keys[] = {
+	"driver", "agent_port", NULL,
+};
 
 static const char *const state_names[] = {
 	[TN_DESIRED_ACTIVE] = "active",
@@ -327,6 +330,26 @@ static int parse_release_slot(json_t *root, const char *key, struct tn_desired_r
 	return tn_desired_release_parse(v, key, out, err);
 }
 
+/* lb: {driver, agent_port?}.  The driver is a name; "none" is the same as
+ * no lb at all.  The runtime API's address never comes here (no node holds
+ * load-balancer credentials). */
+static int parse_lb(struct tn_desired *d, struct tn_error *err)
+{
+	const char *driver = NULL;
+	json_int_t port = 0;
+	int rc;
+
+	if ((rc = tn_json_check_keys(d->lb, "lb", lb_keys, err)) < 0 ||
+	    (rc = tn_json_get_string(d->lb, "lb", "driver", true, &driver, err)) < 0 ||
+	    (rc = tn_json_get_int(d->lb, "lb", "agent_port", false, 1, 65535, &port, err)) < 0)
+		return rc;
+	if (!tn_manifest_name_valid(driver) || strlen(driver) > TN_DESIRED_LB_DRIVER_MAX)
+		return fail_at(err, "lb", "driver", "is not a driver name", driver);
+	d->lb_driver = strcmp(driver, "none") == 0 ? NULL : driver;
+	d->lb_agent_port = (int)port;
+	return 0;
+}
+
 static int parse_document(struct tn_desired *d, struct tn_error *err)
 {
 	json_t *lb;
@@ -354,7 +377,7 @@ static int parse_document(struct tn_desired *d, struct tn_error *err)
 	if (lb && !json_is_null(lb) && !json_is_object(lb))
 		return fail_at(err, NULL, "lb", "must be an object or null", NULL);
 	d->lb = lb && json_is_object(lb) ? lb : NULL;
-	return 0;
+	return d->lb ? parse_lb(d, err) : 0;
 }
 
 int tn_desired_parse(const char *body, size_t len, const char *sig_header,

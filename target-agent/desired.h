@@ -18,6 +18,7 @@
 #define TN_DESIRED_CONFIG_KEYS_MAX 256	    /* keys of one bundle's config */
 #define TN_DESIRED_ID_MAX 128		    /* target_id */
 #define TN_DESIRED_URL_MAX 256		    /* a bundle's url */
+#define TN_DESIRED_LB_DRIVER_MAX 32	    /* lb.driver */
 #define TN_DESIRED_BLOB_MAX ((int64_t)1 << 40) /* a bundle's size */
 
 /* Blob URLs are relative to the server and always under this prefix, so a
@@ -63,7 +64,12 @@ struct tn_desired {
 	enum tn_desired_state state;
 	struct tn_desired_release *run;	    /* NULL when null; owned (one ref) */
 	struct tn_desired_release *prepare; /* NULL when null; owned (one ref) */
-	json_t *lb; /* borrowed from raw; NULL when null; passed through unparsed */
+	json_t *lb; /* borrowed from raw; NULL when null */
+	/* lb, checked: the driver asking this node for its readiness (borrowed
+	 * from raw; NULL when lb is null or its driver is "none"), and the
+	 * agent-check port the load balancer asks on (0: not named). */
+	const char *lb_driver;
+	int lb_agent_port;
 	char etag[TN_SHA256_HEX_LEN + 1]; /* sha256 hex of the body, as the ETag */
 };
 
@@ -77,7 +83,8 @@ struct tn_desired {
  *   2. strict parse: TN_E_TOO_LARGE over TN_DESIRED_MAX_BYTES (checked
  *      before the signature, as a cheap bound), TN_E_JSON for malformed
  *      JSON, TN_E_INVALID naming the field for everything else (unknown
- *      keys, bad sha256, url, name, version, release id, config).
+ *      keys, bad sha256, url, name, version, release id, config, lb: an
+ *      object {driver: name, agent_port?: 1..65535} or null).
  *   3. target_id must equal target_id: TN_E_WRONG_TARGET.
  *   4. generation must be >= min_generation (the highest one seen; 0 at
  *      first): TN_E_STALE for a replay or a downgrade.

@@ -18,7 +18,7 @@
 #define SHA_A "3f2a9c0d51e7aa0011223344556677889900aabbccddeeff0011223344556677"
 #define SHA_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-/* A good document: two bundles, a config, an lb object passed through. */
+/* A good document: two bundles, a config, an lb object. */
 static const char *const good =
 	"{\"target_id\":\"t-abc123\",\"cluster\":\"educa\",\"generation\":7,"
 	"\"state\":\"active\","
@@ -30,7 +30,7 @@ static const char *const good =
 	"\"size\":100,\"url\":\"/agent/v1/blobs/" SHA_B "\"}],"
 	"\"config\":{\"org.educa.web\":{\"greeting\":\"hi\",\"workers\":4}}},"
 	"\"prepare\":null,"
-	"\"lb\":{\"driver\":\"haproxy\",\"weight\":100}}";
+	"\"lb\":{\"driver\":\"haproxy\",\"agent_port\":8009}}";
 
 struct fx {
 	struct tn_key *key;
@@ -117,7 +117,8 @@ static void test_good_document_is_accepted(void **state)
 			 4);
 	assert_null(tn_desired_release_config(r, "org.educa.db"));
 	assert_non_null(d->lb);
-	assert_string_equal(json_string_value(json_object_get(d->lb, "driver")), "haproxy");
+	assert_string_equal(d->lb_driver, "haproxy");
+	assert_int_equal(d->lb_agent_port, 8009);
 	tn_sha256_hex(good, strlen(good), etag);
 	assert_string_equal(d->etag, etag);
 	assert_string_equal(tn_desired_state_name(d->state), "active");
@@ -310,8 +311,18 @@ static const struct {
 	{"\"bundles\":[", "\"bundles\":[],\"x\":[", "run.x: unknown field", TN_E_INVALID},
 	{"\"prepare\":null", "\"prepare\":[]", "prepare: must be an object or null", TN_E_INVALID},
 	{"\"lb\":{", "\"lb\":[{", "lb: must be an object or null", TN_E_JSON},
-	{"\"lb\":{\"driver\":\"haproxy\",\"weight\":100}", "\"lb\":\"haproxy\"",
+	{"\"lb\":{\"driver\":\"haproxy\",\"agent_port\":8009}", "\"lb\":\"haproxy\"",
 	 "lb: must be an object or null", TN_E_INVALID},
+	{"\"agent_port\":8009", "\"agent_port\":8009,\"weight\":100", "lb.weight: unknown field",
+	 TN_E_INVALID},
+	{"\"agent_port\":8009", "\"agent_port\":0", "lb.agent_port", TN_E_INVALID},
+	{"\"agent_port\":8009", "\"agent_port\":65536", "lb.agent_port", TN_E_INVALID},
+	{"\"agent_port\":8009", "\"agent_port\":\"8009\"", "lb.agent_port: must be an integer",
+	 TN_E_INVALID},
+	{"\"driver\":\"haproxy\",", "", "lb.driver: is required", TN_E_INVALID},
+	{"\"driver\":\"haproxy\"", "\"driver\":7", "lb.driver: must be a string", TN_E_INVALID},
+	{"\"driver\":\"haproxy\"", "\"driver\":\"ha proxy\"",
+	 "lb.driver: \"ha proxy\" is not a driver name", TN_E_INVALID},
 	{"\"generation\":7", "\"generation\":7,\"generation\":8", "duplicate", TN_E_JSON},
 };
 
@@ -360,6 +371,33 @@ static void test_empty_bundles_and_prepare(void **state)
 	free(body);
 }
 
+/* lb without agent_port, and the "none" driver, which asks nothing. */
+static void test_lb_forms(void **state)
+{
+	struct fx *fx = *state;
+	char *body = replace(good, ",\"agent_port\":8009", "");
+	struct tn_desired *d = NULL;
+	struct tn_error err;
+
+	assert_int_equal(parse_signed(fx, body, 0, &d, &err), 0);
+	assert_string_equal(d->lb_driver, "haproxy");
+	assert_int_equal(d->lb_agent_port, 0);
+	tn_desired_free(d);
+	free(body);
+	body = replace(good, "\"driver\":\"haproxy\"", "\"driver\":\"none\"");
+	assert_int_equal(parse_signed(fx, body, 0, &d, &err), 0);
+	assert_non_null(d->lb);
+	assert_null(d->lb_driver);
+	tn_desired_free(d);
+	free(body);
+	body = replace(good, "\"lb\":{\"driver\":\"haproxy\",\"agent_port\":8009}", "\"lb\":null");
+	assert_int_equal(parse_signed(fx, body, 0, &d, &err), 0);
+	assert_null(d->lb);
+	assert_null(d->lb_driver);
+	tn_desired_free(d);
+	free(body);
+}
+
 static void test_oversized_body_is_refused(void **state)
 {
 	struct fx *fx = *state;
@@ -389,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_older_generation_is_refused),
 		cmocka_unit_test(test_malformed_fields_are_refused),
 		cmocka_unit_test(test_empty_bundles_and_prepare),
+		cmocka_unit_test(test_lb_forms),
 		cmocka_unit_test(test_oversized_body_is_refused),
 	};
 	return cmocka_run_group_tests_name("desired", tests, setup, teardown);
