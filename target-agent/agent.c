@@ -10,7 +10,18 @@
  *   COMMITTING   every bundle must become healthy before its deadline_s.
  *   ROLLING_BACK the new release failed: stop it, go back to the previous
  *                one (data directories untouched), report why.
- * The journal is written before each of these steps. */
+ *   ANNOUNCING   a commit or a rollback is done and the node answers ready:
+ *                its report waits until the load balancer has heard that.
+ *   REMOVING     the document says draining or removed: drain, stop.
+ * The journal is written before each of these steps.
+ *
+ * Readiness (DESIGN §2 "Load balancer"): the agent answers HAProxy's
+ * agent checks (agentcheck.h) with drain until its release runs healthy,
+ * ready once it does, drain again from the start of a switch, ready after
+ * the commit or a healthy rollback, and maint once removed.  When the
+ * document names a load balancer, a switch or a removal first waits until
+ * HAProxy has heard "drain" and the connections to the serves port have
+ * ended, each wait bounded; without one (lb null) nothing waits. */
 #include "agent.h"
 
 #include <curl/curl.h>
@@ -20,6 +31,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "agentcheck.h"
 #include "config.h"
 #include "desired.h"
 #include "fetch.h"
@@ -30,6 +42,7 @@
 #include "release.h"
 #include "sign.h"
 #include "supervisor.h"
+#include "tcpconns.h"
 #include "xalloc.h"
 
 #define BODY_MAX (1u << 20)
@@ -38,8 +51,24 @@
 #define REPORT_QUEUE_MAX 64
 #define PROGRESS_EVERY_MS 1000
 #define KEEP_RELEASES 2
+/* The load balancer: how long a switch waits for HAProxy to hear a new
+ * answer (a few of its agent-inter; it goes on after that, and says so),
+ * how often it looks at the connections still open, and how long it waits
+ * for the agent port again when it could not listen on it. */
+#define LB_HEARD_WAIT_MS 5000
+#define LB_CONNS_EVERY_MS 100
+#define LB_LISTEN_RETRY_MS 5000
+#define SERVES_PORTS_MAX 16
 
-enum work { W_IDLE, W_FETCHING, W_SWITCHING, W_COMMITTING, W_ROLLING_BACK };
+enum work {
+	W_IDLE,
+	W_FETCHING,
+	W_SWITCHING,
+	W_COMMITTING,
+	W_ROLLING_BACK,
+	W_ANNOUNCING,
+	W_REMOVING,
+};
 
 /* One bundle's health tracker and what its callbacks need. */
 struct slot {
@@ -104,13 +133,27 @@ struct tn_agent {
 	uint64_t last_progress_ms;
 	char *rollback_message;
 	json_t *rollback_tails;
+	bool rollback_ok;
 	bool stopped_for_state;          /* draining/removed: bundles stopped */
+
+	/* readiness, answered on the agent port */
+	struct tn_agentcheck *ac;        /* NULL while the port cannot be had */
+	int ac_port;                     /* the port to answer on */
+	enum tn_ac_state ac_state;       /* the answer, kept while ac is NULL */
+	uint64_t ac_timer;               /* a retry of the listener */
+	/* a drain or an announcement in progress, then lb_then(a) */
+	tn_sup_done_fn lb_then;
+	uint64_t lb_timer;
+	uint64_t lb_started_ms;          /* when the wait began */
+	uint64_t lb_conns_ms;            /* when the wait for connections began */
+	bool lb_unknown_logged;
 };
 
 static void reconcile(struct tn_agent *a);
 static void poll_soon(struct tn_agent *a, unsigned delay_ms);
 static void start_health(struct tn_agent *a, bool commit);
 static void rollback(struct tn_agent *a, const char *message, const char *bundle);
+static void lb_idle(struct tn_agent *a);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -157,6 +200,24 @@ static void save_journal(struct tn_agent *a)
 static const char *cur_id(const struct tn_agent *a)
 {
 	return a->cur ? a->cur->id : NULL;
+}
+
+/* The distinct serves ports of r's bundles (at most max, in bundle order)
+ * into ports; how many there are. */
+static size_t serves_ports(const struct tn_release *r, int *ports, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; r && i < r->n_bundles && n < max; i++) {
+		int p = r->bundles[i].serves_port;
+		bool seen = false;
+
+		for (size_t k = 0; k < n; k++)
+			seen |= ports[k] == p;
+		if (p > 0 && !seen)
+			ports[n++] = p;
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------ reports */
@@ -256,6 +317,14 @@ static void report(struct tn_agent *a, const char *phase, const char *state, con
 		json_object_set_new(r, "release", json_string(release));
 	if (message)
 		json_object_set_new(r, "message", json_string(message));
+	{
+		/* The load balancer's member for this node is address:serves_port
+		 * of the release that runs (the first, when several serve). */
+		int port;
+
+		if (serves_ports(a->cur, &port, 1) == 1)
+			json_object_set_new(r, "serves_port", json_integer(port));
+	}
 	if (extra)
 		json_object_update(r, extra);
 	/* Progress reports are the first to go when the server is away. */
@@ -408,6 +477,7 @@ static void health_event(void *ctx, enum tn_health_event ev, const char *message
 	}
 	if (a->work == W_IDLE && (ev == TN_HEALTH_HEALTHY || ev == TN_HEALTH_UNHEALTHY))
 		report(a, NULL, NULL, cur_id(a), message, NULL);
+	lb_idle(a);
 }
 
 /* Health trackers for every bundle of cur that runs; commit mode gives each
@@ -571,6 +641,228 @@ static void maybe_prepare(struct tn_agent *a)
 	a->prep_job = tn_fetch_release(a->fetch, p, progress, prepared, a);
 }
 
+/* ------------------------------------------------------------ load balancer */
+
+static void lb_set(struct tn_agent *a, enum tn_ac_state state)
+{
+	a->ac_state = state;
+	if (a->ac)
+		tn_agentcheck_set(a->ac, state);
+}
+
+/* Whether a change of answer is worth waiting for: the document names a
+ * load balancer, and bundles of a release with a serves port run (only
+ * then is the node a member taking traffic). */
+static bool lb_waits(const struct tn_agent *a)
+{
+	int port;
+
+	return a->doc && a->doc->lb_driver && a->sup && serves_ports(a->cur, &port, 1) > 0;
+}
+
+/* Whether a load balancer has asked at all since the agent started: a
+ * node it does not ask yet (its first release, not yet a member) is not
+ * worth waiting for it to hear anything. */
+static bool lb_asked(const struct tn_agent *a)
+{
+	return a->ac && tn_agentcheck_total(a->ac) > 0;
+}
+
+/* Idle on a healthy release, in service by the document: ready. */
+static void lb_idle(struct tn_agent *a)
+{
+	if (a->work == W_IDLE && a->cur && a->sup && a->all_healthy && !a->stopped_for_state &&
+	    (!a->doc || a->doc->state == TN_DESIRED_ACTIVE))
+		lb_set(a, TN_AC_READY);
+}
+
+/* Listens on a->ac_port, or moves the listener there; while the port
+ * cannot be had (another process holds it), tries again on a timer and
+ * keeps the answer for when it can. */
+static void ac_open(void *ctx)
+{
+	struct tn_agent *a = ctx;
+	struct tn_error err;
+	int rc;
+
+	a->ac_timer = 0;
+	if (a->ac && tn_agentcheck_port(a->ac) == a->ac_port)
+		return;
+	if (a->ac)
+		rc = tn_agentcheck_listen(a->ac, a->ac_port, &err);
+	else if ((rc = tn_agentcheck_new(a->loop, a->ac_port, &a->ac, &err)) == 0)
+		tn_agentcheck_set(a->ac, a->ac_state);
+	if (rc == 0)
+		return;
+	tn_log(TN_LOG_ERROR, "agent", "agentcheck_failed", "{s:i, s:s, s:i}", "port", a->ac_port,
+	       "message", err.message, "retry_ms", LB_LISTEN_RETRY_MS);
+	a->ac_timer = tn_loop_timer(a->loop, LB_LISTEN_RETRY_MS, ac_open, a);
+}
+
+/* The load balancer asks on the agent port the server knows (the one this
+ * agent enrolled with, unless it was started with another since): when the
+ * document names a port other than the one answered on, answer there. */
+static void lb_follow(struct tn_agent *a)
+{
+	int want = a->doc && a->doc->lb_driver ? a->doc->lb_agent_port : 0;
+
+	if (!want || want == a->ac_port)
+		return;
+	tn_log(TN_LOG_WARN, "agent", "agent_port_differs", "{s:i, s:i, s:I, s:s}", "agent_port",
+	       a->ac_port, "document", want, "generation", (json_int_t)a->doc->generation,
+	       "message", "the load balancer asks on the document's agent port: answering there");
+	a->ac_port = want;
+	tn_loop_cancel(a->loop, a->ac_timer);
+	ac_open(a);
+}
+
+static void lb_finish(struct tn_agent *a)
+{
+	tn_sup_done_fn then = a->lb_then;
+
+	tn_loop_cancel(a->loop, a->lb_timer);
+	a->lb_timer = 0;
+	a->lb_then = NULL;
+	if (a->ac)
+		tn_agentcheck_when_heard(a->ac, NULL, NULL);
+	then(a);
+}
+
+/* Every LB_CONNS_EVERY_MS: done when no connection to a serves port of
+ * the running release is left, or when --drain-wait-ms has passed (a
+ * client holding its connection open must not hold up the switch). */
+static void conns_tick(void *ctx)
+{
+	struct tn_agent *a = ctx;
+	int ports[SERVES_PORTS_MAX];
+	size_t n = serves_ports(a->cur, ports, SERVES_PORTS_MAX);
+	uint64_t now = tn_loop_now_ms(), waited = now - a->lb_conns_ms;
+	unsigned left = 0;
+	struct tn_error err;
+	bool known = tn_tcpconns_established(ports, n, &left, &err) == 0;
+
+	a->lb_timer = 0;
+	if (!known && !a->lb_unknown_logged) {
+		/* Unknown is not none: wait the bound out. */
+		a->lb_unknown_logged = true;
+		tn_log(TN_LOG_WARN, "agent", "connections_unknown", "{s:s}", "message", err.message);
+	}
+	if (known && left == 0) {
+		tn_log(TN_LOG_INFO, "agent", "drained", "{s:I, s:I}", "connections_ms",
+		       (json_int_t)waited, "total_ms", (json_int_t)(now - a->lb_started_ms));
+		lb_finish(a);
+		return;
+	}
+	if (waited >= a->opts.drain_wait_ms) {
+		tn_log(TN_LOG_WARN, "agent", "drain_timeout", "{s:I, s:I, s:o}", "connections_ms",
+		       (json_int_t)waited, "total_ms", (json_int_t)(now - a->lb_started_ms),
+		       "connections_left", known ? json_integer(left) : json_string("unknown"));
+		lb_finish(a);
+		return;
+	}
+	a->lb_timer = tn_loop_timer(a->loop, LB_CONNS_EVERY_MS, conns_tick, a);
+}
+
+static void conns_begin(struct tn_agent *a)
+{
+	a->lb_conns_ms = tn_loop_now_ms();
+	a->lb_unknown_logged = false;
+	conns_tick(a);
+}
+
+static void drain_heard(void *ctx)
+{
+	struct tn_agent *a = ctx;
+
+	tn_loop_cancel(a->loop, a->lb_timer);
+	a->lb_timer = 0;
+	tn_log(TN_LOG_INFO, "agent", "lb_heard", "{s:s, s:I}", "answer", "drain", "waited_ms",
+	       (json_int_t)(tn_loop_now_ms() - a->lb_started_ms));
+	conns_begin(a);
+}
+
+static void drain_not_heard(void *ctx)
+{
+	struct tn_agent *a = ctx;
+
+	a->lb_timer = 0;
+	if (a->ac)
+		tn_agentcheck_when_heard(a->ac, NULL, NULL);
+	tn_log(TN_LOG_WARN, "agent", "lb_not_heard", "{s:s, s:i, s:i, s:s}", "answer", "drain",
+	       "waited_ms", LB_HEARD_WAIT_MS, "agent_port", a->ac_port, "message",
+	       "no agent check was answered with drain: going on");
+	conns_begin(a);
+}
+
+/* Takes the node out of the load balancer's rotation before its bundles
+ * stop: answers drain, waits until HAProxy has been answered drain at
+ * least once (so it sends no new connection; bounded by
+ * LB_HEARD_WAIT_MS; not at all when no check has come since the agent
+ * started), then until the connections to the serves ports have ended
+ * (bounded by --drain-wait-ms), then calls then(a).  Without a load
+ * balancer, or with nothing serving, then(a) is called at once. */
+static void drain_then(struct tn_agent *a, tn_sup_done_fn then)
+{
+	lb_set(a, TN_AC_DRAIN);
+	if (!lb_waits(a)) {
+		then(a);
+		return;
+	}
+	a->lb_then = then;
+	a->lb_started_ms = tn_loop_now_ms();
+	tn_log(TN_LOG_INFO, "agent", "drain_started", "{s:s, s:i, s:i}", "driver", a->doc->lb_driver,
+	       "agent_port", a->ac_port, "drain_wait_ms", (int)a->opts.drain_wait_ms);
+	if (!lb_asked(a)) {
+		tn_log(TN_LOG_WARN, "agent", "lb_not_asking", "{s:s, s:i, s:s}", "answer", "drain",
+		       "agent_port", a->ac_port, "message",
+		       "no agent check has come since the agent started: not waiting for one");
+		conns_begin(a);
+		return;
+	}
+	a->lb_timer = tn_loop_timer(a->loop, LB_HEARD_WAIT_MS, drain_not_heard, a);
+	if (a->ac)
+		tn_agentcheck_when_heard(a->ac, drain_heard, a);
+}
+
+static void ready_heard(void *ctx)
+{
+	struct tn_agent *a = ctx;
+
+	tn_log(TN_LOG_INFO, "agent", "lb_heard", "{s:s, s:I}", "answer", "ready", "waited_ms",
+	       (json_int_t)(tn_loop_now_ms() - a->lb_started_ms));
+	lb_finish(a);
+}
+
+static void ready_not_heard(void *ctx)
+{
+	struct tn_agent *a = ctx;
+
+	a->lb_timer = 0;
+	tn_log(TN_LOG_WARN, "agent", "lb_not_heard", "{s:s, s:i, s:i, s:s}", "answer", "ready",
+	       "waited_ms", LB_HEARD_WAIT_MS, "agent_port", a->ac_port, "message",
+	       "no agent check was answered with ready: going on");
+	lb_finish(a);
+}
+
+/* Answers ready, then calls then(a) once HAProxy has heard it (bounded by
+ * LB_HEARD_WAIT_MS; at once when no check has come yet): the report that
+ * follows lets the server drain the next node, which must not find this
+ * one still out of rotation. */
+static void ready_then(struct tn_agent *a, tn_sup_done_fn then)
+{
+	lb_set(a, TN_AC_READY);
+	if (!lb_waits(a) || !lb_asked(a)) {
+		then(a);
+		return;
+	}
+	a->work = W_ANNOUNCING;
+	a->lb_then = then;
+	a->lb_started_ms = tn_loop_now_ms();
+	a->lb_timer = tn_loop_timer(a->loop, LB_HEARD_WAIT_MS, ready_not_heard, a);
+	if (a->ac)
+		tn_agentcheck_when_heard(a->ac, ready_heard, a);
+}
+
 /* ------------------------------------------------------------ switch */
 
 static void work_done(struct tn_agent *a)
@@ -607,8 +899,12 @@ static int run_release(struct tn_agent *a, struct tn_release *r, bool commit,
 	return 0;
 }
 
-static void commit_done(struct tn_agent *a)
+/* Journalled only now, after the load balancer heard "ready": an agent
+ * killed before that commits again on restart, and reports it. */
+static void commit_reported(void *ctx)
 {
+	struct tn_agent *a = ctx;
+
 	a->j.phase = TN_JOURNAL_IDLE;
 	tn_journal_set(&a->j.to, cur_id(a));
 	tn_journal_set(&a->j.from, NULL);
@@ -616,6 +912,11 @@ static void commit_done(struct tn_agent *a)
 	report(a, "commit", "succeeded", cur_id(a), NULL, NULL);
 	prune(a);
 	work_done(a);
+}
+
+static void commit_done(struct tn_agent *a)
+{
+	ready_then(a, commit_reported);
 }
 
 /* After the old bundles stopped: point current at the new release and
@@ -648,6 +949,11 @@ static void stop_all(struct tn_agent *a, tn_sup_done_fn done)
 		tn_loop_timer(a->loop, 0, done, a);
 }
 
+static void switch_drained(void *ctx)
+{
+	stop_all(ctx, switch_stopped);
+}
+
 static void do_switch(struct tn_agent *a)
 {
 	a->work = W_SWITCHING;
@@ -664,8 +970,7 @@ static void do_switch(struct tn_agent *a)
 			a->from = NULL;
 	}
 	report(a, "switch", "started", a->to->id, NULL, NULL);
-	/* Load-balancer drain goes here (the HAProxy issue fills this seam). */
-	stop_all(a, switch_stopped);
+	drain_then(a, switch_drained);
 }
 
 static void fetched(void *ctx, int rc, const struct tn_error *ferr)
@@ -706,8 +1011,9 @@ static void begin_switch(struct tn_agent *a, struct tn_desired_release *r)
 
 /* ------------------------------------------------------------ rollback */
 
-static void rollback_finish(struct tn_agent *a, bool ok)
+static void rollback_reported(void *ctx)
 {
+	struct tn_agent *a = ctx;
 	json_t *extra = a->rollback_tails ? json_pack("{s:O}", "log_tail", a->rollback_tails)
 					  : NULL;
 
@@ -715,9 +1021,21 @@ static void rollback_finish(struct tn_agent *a, bool ok)
 	tn_journal_set(&a->j.to, cur_id(a));
 	tn_journal_set(&a->j.from, NULL);
 	save_journal(a);
-	report(a, "rollback", ok ? "succeeded" : "failed", cur_id(a), a->rollback_message, extra);
+	report(a, "rollback", a->rollback_ok ? "succeeded" : "failed", cur_id(a),
+	       a->rollback_message, extra);
 	json_decref(extra);
 	work_done(a);
+}
+
+/* Back on the previous release and healthy: ready again, and the report
+ * once the load balancer heard it; otherwise the node stays drained. */
+static void rollback_finish(struct tn_agent *a, bool ok)
+{
+	a->rollback_ok = ok;
+	if (ok && a->cur)
+		ready_then(a, rollback_reported);
+	else
+		rollback_reported(a);
 }
 
 static void rollback_healthy(struct tn_agent *a)
@@ -796,6 +1114,21 @@ static void rollback(struct tn_agent *a, const char *message, const char *bundle
 
 /* ------------------------------------------------------------ documents */
 
+static void remove_stopped(void *ctx)
+{
+	struct tn_agent *a = ctx;
+
+	lb_set(a, TN_AC_MAINT);
+	a->work = W_IDLE;
+	report(a, "remove", "succeeded", cur_id(a), NULL, NULL);
+	reconcile(a);
+}
+
+static void remove_drained(void *ctx)
+{
+	stop_all(ctx, remove_stopped);
+}
+
 /* Drives the node towards the last accepted document, one step at a time. */
 static void reconcile(struct tn_agent *a)
 {
@@ -805,16 +1138,20 @@ static void reconcile(struct tn_agent *a)
 	if (!d || a->work != W_IDLE)
 		return;
 	if (d->state != TN_DESIRED_ACTIVE) {
-		/* Draining or removed: the node leaves service (the provider
-		 * and load-balancer issues add the drain and the teardown). */
+		/* Draining or removed: the node leaves service, out of the
+		 * load balancer first; the server terminates it on the
+		 * report. */
 		if (!a->stopped_for_state) {
 			a->stopped_for_state = true;
-			stop_all(a, (tn_sup_done_fn)reconcile);
-			report(a, "remove", "succeeded", cur_id(a), NULL, NULL);
+			a->work = W_REMOVING;
+			drain_then(a, remove_drained);
 		}
 		return;
 	}
-	a->stopped_for_state = false;
+	if (a->stopped_for_state) {
+		a->stopped_for_state = false;
+		lb_set(a, TN_AC_DRAIN);
+	}
 	maybe_prepare(a);
 	want = d->run ? d->run->id : NULL;
 	if (!want || (cur_id(a) && strcmp(want, cur_id(a)) == 0))
@@ -887,6 +1224,7 @@ static void polled(void *ctx, CURL *easy, CURLcode result)
 		}
 		tn_desired_free(a->doc);
 		a->doc = d;
+		lb_follow(a);
 		tn_log(TN_LOG_INFO, "agent", "document", "{s:I, s:s?, s:s?}", "generation",
 		       (json_int_t)d->generation, "run", d->run ? d->run->id : NULL, "prepare",
 		       d->prepare ? d->prepare->id : NULL);
@@ -967,6 +1305,7 @@ static void recover(struct tn_agent *a)
 			tn_log(TN_LOG_ERROR, "agent", "recover_failed", "{s:s}", "message",
 			       err.message);
 		start_health(a, false);
+		lb_idle(a); /* else once healthy (health_event) */
 		break;
 	case TN_JOURNAL_SWITCHING:
 		/* Some of either release may run: stop all, then finish the
@@ -1033,6 +1372,11 @@ int tn_agent_start(struct tn_loop *loop, const struct tn_agent_options *opts,
 	a->report_headers = curl_slist_append(a->report_headers, "Content-Type: application/json");
 	if (!a->poll || !a->report)
 		abort();
+	/* Not ready until a release runs healthy. */
+	a->ac_state = TN_AC_DRAIN;
+	a->ac_port = opts->agent_port;
+	if (a->ac_port > 0)
+		ac_open(a);
 	recover(a);
 	poll_soon(a, 0);
 	*out = a;
@@ -1052,6 +1396,9 @@ void tn_agent_free(struct tn_agent *a)
 		tn_loop_abort_transfer(a->loop, a->report);
 	tn_loop_cancel(a->loop, a->poll_timer);
 	tn_loop_cancel(a->loop, a->report_timer);
+	tn_loop_cancel(a->loop, a->ac_timer);
+	tn_loop_cancel(a->loop, a->lb_timer);
+	tn_agentcheck_free(a->ac);
 	if (a->run_job)
 		tn_fetch_cancel(a->run_job);
 	if (a->prep_job)

@@ -16,6 +16,10 @@ struct tn_agent_options {
 	int port_base;         /* first port of the node's block */
 	int agent_port;        /* HAProxy agent-check port (last of the block) */
 	unsigned poll_wait_s;  /* long-poll wait the server is asked for */
+	/* At a switch or a removal with a load balancer: how long to wait for
+	 * the connections to the serves port to end once HAProxy has heard
+	 * "drain" (0: not at all). */
+	uint64_t drain_wait_ms;
 	/* Test knobs (0: defaults): supervisor backoff, for fast crash tests. */
 	uint64_t backoff_base_ms;
 	unsigned restart_limit;

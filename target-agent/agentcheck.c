@@ -42,6 +42,7 @@ struct tn_agentcheck {
 	uint64_t pause_timer;
 	enum tn_ac_state state;
 	uint64_t answers; /* in state, since it was set */
+	uint64_t total;
 	tn_ac_heard_fn heard_fn;
 	void *heard_ctx;
 	uint64_t heard_timer;
@@ -153,6 +154,7 @@ static void answer(struct tn_agentcheck *ac, int fd)
 		return;
 	}
 	ac->answers++;
+	ac->total++;
 	shutdown(fd, SHUT_WR);
 	linger(ac, fd);
 	if (ac->heard_fn)
@@ -331,6 +333,11 @@ enum tn_ac_state tn_agentcheck_state(const struct tn_agentcheck *ac)
 uint64_t tn_agentcheck_answers(const struct tn_agentcheck *ac)
 {
 	return ac->answers;
+}
+
+uint64_t tn_agentcheck_total(const struct tn_agentcheck *ac)
+{
+	return ac->total;
 }
 
 static void heard_due(void *ctx)

@@ -57,6 +57,9 @@ void tn_agentcheck_set(struct tn_agentcheck *ac, enum tn_ac_state state);
 enum tn_ac_state tn_agentcheck_state(const struct tn_agentcheck *ac);
 /* Answers written in the current state since it was set. */
 uint64_t tn_agentcheck_answers(const struct tn_agentcheck *ac);
+/* Answers written since the listener was made, in any state: 0 when no
+ * load balancer has asked (yet). */
+uint64_t tn_agentcheck_total(const struct tn_agentcheck *ac);
 
 /* Calls fn(ctx) once, as soon as at least one answer has been written in
  * the state current at that time: from the loop (a 0 ms timer) when one

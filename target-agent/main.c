@@ -40,7 +40,11 @@ static void usage(FILE *out)
 	      "                            (default 127.0.0.1)\n"
 	      "      --port-base PORT      first port of this node's block ({{target.port_base}};\n"
 	      "                            default 8000)\n"
-	      "      --agent-port PORT     HAProxy agent-check port (default: port base + 9)\n"
+	      "      --agent-port PORT     HAProxy agent-check port (default: port base + 9);\n"
+	      "                            answers drain, up ready 100% or maint by phase\n"
+	      "      --drain-wait-ms MS    at a switch or a removal behind a load balancer,\n"
+	      "                            wait at most MS for the connections to the\n"
+	      "                            serves port to end (0-600000, default 5000)\n"
 	      "      --poll-wait S         long-poll wait asked of the server (1-30, default 30)\n"
 	      "      --log-level LEVEL     debug, info (default), warn or error\n"
 	      "      --log-json            log one JSON object per line\n"
@@ -67,7 +71,7 @@ static int number(const char *opt, const char *s, long min, long max, long *out)
 int main(int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_TOKEN, O_KEY, O_ADDRESS, O_PORT_BASE, O_AGENT_PORT, O_WAIT,
-	       O_LOG_LEVEL, O_LOG_JSON, O_BACKOFF, O_RESTARTS };
+	       O_LOG_LEVEL, O_LOG_JSON, O_BACKOFF, O_RESTARTS, O_DRAIN_WAIT };
 	static const struct option longopts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"server", required_argument, NULL, O_SERVER},
@@ -77,6 +81,7 @@ int main(int argc, char **argv)
 		{"port-base", required_argument, NULL, O_PORT_BASE},
 		{"agent-port", required_argument, NULL, O_AGENT_PORT},
 		{"poll-wait", required_argument, NULL, O_WAIT},
+		{"drain-wait-ms", required_argument, NULL, O_DRAIN_WAIT},
 		{"log-level", required_argument, NULL, O_LOG_LEVEL},
 		{"log-json", no_argument, NULL, O_LOG_JSON},
 		/* for tests: fast crash handling */
@@ -86,7 +91,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct tn_agent_options o = {.address = "127.0.0.1", .port_base = 8000, .poll_wait_s = 30};
+	struct tn_agent_options o = {
+		.address = "127.0.0.1", .port_base = 8000, .poll_wait_s = 30, .drain_wait_ms = 5000};
 	const char *server = NULL, *token = NULL, *key = NULL;
 	struct tn_agent *agent = NULL;
 	struct tn_error err;
@@ -114,6 +120,11 @@ int main(int argc, char **argv)
 			if (number("--poll-wait", optarg, 1, 30, &v))
 				return 2;
 			o.poll_wait_s = (unsigned)v;
+			break;
+		case O_DRAIN_WAIT:
+			if (number("--drain-wait-ms", optarg, 0, 600000, &v))
+				return 2;
+			o.drain_wait_ms = (uint64_t)v;
 			break;
 		case O_BACKOFF:
 			if (number("--restart-backoff-ms", optarg, 1, 600000, &v))

@@ -100,6 +100,7 @@ static void test_answers_follow_the_state(void **state)
 	/* Not ready until told so. */
 	assert_int_equal(tn_agentcheck_state(ac), TN_AC_DRAIN);
 	assert_int_equal(tn_agentcheck_answers(ac), 0);
+	assert_int_equal(tn_agentcheck_total(ac), 0);
 	expect_answer(loop, ac, "drain\n");
 	expect_answer(loop, ac, "drain\n");
 	assert_int_equal(tn_agentcheck_answers(ac), 2);
@@ -117,6 +118,7 @@ static void test_answers_follow_the_state(void **state)
 	tn_agentcheck_set(ac, TN_AC_MAINT);
 	expect_answer(loop, ac, "maint\n");
 	assert_int_equal(tn_agentcheck_answers(ac), 1);
+	assert_int_equal(tn_agentcheck_total(ac), 5);
 	assert_string_equal(tn_agentcheck_state_name(TN_AC_MAINT), "maint");
 	assert_string_equal(tn_agentcheck_answer(TN_AC_READY), "up ready 100%\n");
 	tn_agentcheck_free(ac);
