@@ -174,26 +174,29 @@ static void expect_status(const struct th_response *r, long status, const char *
 
 /* One server, one HAProxy, the cluster educa of 3 local targets on educa
  * 1.0, all in service: made by the first case that needs it, kept for the
- * cases after it (3 nodes take a while to boot), torn down with the group. */
+ * cases after it (3 nodes take a while to boot), torn down with the group.
+ * Kept here, not in *state: cmocka gives each case the group's state, and
+ * without a group setup that is NULL again for every case. */
+static struct th_fleet *the_fleet;
+
 static struct th_fleet *cluster(void **state)
 {
 	static const char *const uploads[] = {"educa-1.0", NULL};
-	struct th_fleet *f = *state;
 
-	if (f)
-		return f;
-	f = xcalloc(1, sizeof *f);
-	*state = f;
-	th_fleet_start(f, 5, true, uploads, "educa@1.0", 3);
-	return f;
+	(void)state;
+	if (the_fleet)
+		return the_fleet;
+	the_fleet = xcalloc(1, sizeof *the_fleet);
+	th_fleet_start(the_fleet, 5, true, uploads, "educa@1.0", 3);
+	return the_fleet;
 }
 
 static int teardown_cluster(void **state)
 {
-	struct th_fleet *f = *state;
-
-	th_fleet_destroy(f);
-	free(f);
+	(void)state;
+	th_fleet_destroy(the_fleet);
+	free(the_fleet);
+	the_fleet = NULL;
 	return 0;
 }
 

@@ -64,23 +64,28 @@ static bool starts(const char *s, const char *prefix)
 	return s && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Kept here, not in *state: cmocka gives each case the group's state, and
+ * without a group setup that is NULL again for every case. */
+static struct th_fleet *the_fleet;
+
 static struct th_fleet *fleet(void **state)
 {
 	static const char *const uploads[] = {"educa-1.0", "educa-1.1", "educa-1.2-broken", NULL};
-	struct th_fleet *f = *state;
 
-	if (f)
-		return f;
-	f = xcalloc(1, sizeof *f);
-	*state = f;
-	th_fleet_start(f, 7, true, uploads, "educa@1.0", TARGETS);
-	return f;
+	(void)state;
+	if (the_fleet)
+		return the_fleet;
+	the_fleet = xcalloc(1, sizeof *the_fleet);
+	th_fleet_start(the_fleet, 7, true, uploads, "educa@1.0", TARGETS);
+	return the_fleet;
 }
 
 static int teardown(void **state)
 {
-	th_fleet_destroy(*state);
-	free(*state);
+	(void)state;
+	th_fleet_destroy(the_fleet);
+	free(the_fleet);
+	the_fleet = NULL;
 	return 0;
 }
 

@@ -124,7 +124,7 @@ json_t *th_fleet_wait_running(struct th_fleet *f, size_t n)
 				continue;
 			json_array_append(live, t);
 			if (!is(str(t, "state"), "running") || !is(str(t, "health"), "healthy") ||
-			    !is(str(t, "phase"), "idle") ||
+			    (!is(str(t, "phase"), "idle") && !is(str(t, "phase"), "prepared")) ||
 			    !is(actual, str(json_object_get(t, "desired"), "release")))
 				ok = false;
 		}

@@ -50,8 +50,8 @@ void th_fleet_dump(struct th_fleet *f);
 void th_fleet_fail(struct th_fleet *f, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 /* Once the cluster has exactly n targets that are not removed, all
- * running, healthy, idle and on their desired release: them (caller
- * decrefs). */
+ * running, healthy, idle (or prepared: a release staged for a later batch)
+ * and on their desired release: them (caller decrefs). */
 json_t *th_fleet_wait_running(struct th_fleet *f, size_t n);
 /* Once the backend holds n members, all UP: the seconds it took. */
 double th_fleet_wait_members(struct th_fleet *f, size_t n);

@@ -160,14 +160,20 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 	char *data = xasprintf("%s/var", s->data_dir);
 	char *token_file = xasprintf("%s/admin-token", s->data_dir);
 	const char *argv[64];
+	char listen[64] = "127.0.0.1:0";
+	const char *colon = s->url ? strrchr(s->url, ':') : NULL;
 	size_t argc = 0;
 	double deadline;
 	pid_t pid;
 
+	/* A restart listens where the server listened: agents and nodes keep
+	 * the URL they enrolled with (docs/operations.md, --public-url). */
+	if (colon)
+		snprintf(listen, sizeof listen, "127.0.0.1:%s", colon + 1);
 	unlink(ready);
 	argv[argc++] = TN_BUILDDIR "/tender-server";
 	argv[argc++] = "--listen";
-	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = listen;
 	argv[argc++] = "--data";
 	argv[argc++] = data;
 	argv[argc++] = "--ready-file";

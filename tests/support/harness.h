@@ -24,7 +24,8 @@ struct th_server {
  * the test program when the server does not come up, printing its log. */
 void th_server_start(struct th_server *s, const char *const *extra_args);
 /* Starts the server again on the same data directory (after a stop or a
- * kill); the admin token is kept. */
+ * kill), listening on the same port (the agents keep its URL); the admin
+ * token is kept. */
 void th_server_restart(struct th_server *s, const char *const *extra_args);
 /* SIGTERM, then waits (bounded) for the exit; returns the exit status. */
 int th_server_stop(struct th_server *s);
