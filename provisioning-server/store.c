@@ -751,8 +751,14 @@ static int conn_open_db(const char *path, int flags, sqlite3 **out, struct tn_er
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	ret = exec_sql(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;", err,
-		       "connection settings");
+	/* cache_size: SQLite's default 2 MiB page cache re-reads a fleet's
+	 * targets table from the file at every pass (a rollout of 10,000
+	 * targets spent most of its time in pread); 16 MiB per connection,
+	 * taken only as used. */
+	ret = exec_sql(db,
+		       "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+		       " PRAGMA cache_size = -16384;",
+		       err, "connection settings");
 	if (ret)
 		goto out;
 	*out = db;
