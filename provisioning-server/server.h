@@ -19,6 +19,7 @@ struct tn_documents;
 struct tn_providers;
 struct tn_lifecycle;
 struct tn_lbsync;
+struct tn_webhooks;
 
 struct tn_server {
 	char *data_dir;
@@ -38,6 +39,9 @@ struct tn_server {
 	struct tn_lifecycle *lifecycle;
 	/* The load-balancer reconciler (NULL in in-process use). */
 	struct tn_lbsync *lbsync;
+	/* The webhook deliveries' worker (NULL in in-process use: events are
+	 * then matched and sent by the next server that runs on the store). */
+	struct tn_webhooks *webhooks;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
 };
