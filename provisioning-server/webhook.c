@@ -290,6 +290,12 @@ static bool scan(struct tn_webhooks *w)
 	size_t i, j;
 	bool more = false, in_tx = false;
 
+	/* Nothing new (the usual case of the periodic look): no write lock. */
+	if (tn_store_webhook_scan_get(store, &cursor, &err) != 0 ||
+	    tn_store_event_last_id(store, &last, &err) != 0)
+		goto out;
+	if (last <= cursor)
+		goto out;
 	if (tn_store_begin(store, &err) != 0)
 		goto out;
 	in_tx = true;
@@ -625,6 +631,7 @@ struct tn_webhooks *tn_webhooks_start(struct tn_server *srv, const struct tn_web
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	w->last_scan = tn_clock_ms();
+	w->look = true; /* deliveries left pending by the last run */
 	pthread_create(&w->thread, NULL, run, w);
 	tn_log(TN_LOG_INFO, "webhook", "started", "{s:i, s:i, s:i}", "backoff_ms",
 	       (int)w->backoff_ms, "attempts", (int)w->attempts, "max_pending",
