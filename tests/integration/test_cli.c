@@ -310,8 +310,7 @@ static void test_help_for_every_command(void **state)
 					    "rollout", "events", "webhook", "token",
 					    "enroll-command"};
 	static const char *const newer[] = {"rollout pause", "rollout resume", "rollout abort",
-					    "cluster undo",  "webhook add",    "webhook ls",
-					    "webhook rm"};
+					    "cluster undo"};
 	struct fx *fx = *state;
 	char *commands = help_commands(fx), *save = NULL, *line;
 	size_t seen = 0;
@@ -978,14 +977,6 @@ static void test_verbs_waiting_for_a_newer_server(void **state)
 	    {{"cluster", "undo", "c"},
 	     "this server does not support cluster undo yet (HTTP 404 on POST "
 	     "/api/v1/clusters/c/undo)"},
-	    {{"webhook", "add", "http://example.com/hook", "--events", "rollout.failed"},
-	     "this server does not support webhook add yet (HTTP 404 on POST /api/v1/webhooks)"},
-	    {{"webhook", "ls"},
-	     "this server does not support webhook ls yet (HTTP 404 on GET "
-	     "/api/v1/webhooks?limit=1000)"},
-	    {{"webhook", "rm", "w-1"},
-	     "this server does not support webhook rm yet (HTTP 404 on DELETE "
-	     "/api/v1/webhooks/w-1)"},
 	};
 	struct th_run r;
 
@@ -1014,6 +1005,11 @@ static void test_verbs_waiting_for_a_newer_server(void **state)
 	th_run_free(&r);
 	run(fx, &r, 1, "target", "rm", "t-nosuchtarget", NULL);
 	expect_not_in(r.err, "does not support", "target rm");
+	th_run_free(&r);
+	/* webhooks reach this server too */
+	run(fx, &r, 1, "webhook", "rm", "w-nosuch", NULL);
+	expect_not_in(r.err, "does not support", "webhook rm");
+	expect_in(r.err, "webhook w-nosuch not found", "webhook rm");
 	th_run_free(&r);
 }
 
@@ -1609,6 +1605,82 @@ static void test_token_create_ls_revoke(void **state)
 	free(secret);
 }
 
+/* ------------------------------------------------------------ webhooks */
+
+static void test_webhook_add_ls_rm(void **state)
+{
+	struct fx *fx = *state;
+	struct th_run r;
+	json_t *j, *w = NULL, *item;
+	char *id, *message;
+	size_t i;
+
+	run(fx, &r, 0, "-o", "json", "webhook", "add", "http://127.0.0.1:9/cli-hook", "--events",
+	    "rollout.failed,rollout.succeeded", "-e", "cluster.*", NULL);
+	j = out_json(&r);
+	assert_true(strncmp(str(j, "id"), "w-", 2) == 0);
+	assert_string_equal(str(j, "url"), "http://127.0.0.1:9/cli-hook");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "events"), 2)),
+			    "cluster.*");
+	assert_non_null(str(j, "public_key"));
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "add", "http://127.0.0.1:9/cli-other", "--events", "*", NULL);
+	expect_in(r.out, "added webhook w-", "add");
+	expect_in(r.out, "deliveries are signed with the key ", "add");
+	th_run_free(&r);
+
+	/* a viewer lists them */
+	run(fx, &r, 0, "--token", fx->viewer, "-o", "json", "webhook", "ls", NULL);
+	j = out_json(&r);
+	json_array_foreach(json_object_get(j, "items"), i, item) {
+		if (strcmp(str(item, "id"), id) == 0)
+			w = item;
+	}
+	assert_non_null(w);
+	assert_non_null(json_object_get(w, "deliveries"));
+	json_decref(j);
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_in(r.out, "EVENTS", "header");
+	expect_in(r.out, "LAST", "header");
+	expect_in(r.out, id, "a row");
+	expect_in(r.out, "rollout.failed,rollout.succeeded,cluster.*", "the events");
+	th_run_free(&r);
+
+	/* refusals are the server's own messages */
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->srv.admin_token,
+				 "{\"url\": \"ftp://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "webhook", "add", "ftp://h/x", "--events", "*", NULL);
+	expect_in(r.err, message, "an ftp url");
+	th_run_free(&r);
+	free(message);
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->viewer,
+				 "{\"url\": \"http://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "--token", fx->viewer, "webhook", "add", "http://h/x", "--events", "*",
+	    NULL);
+	expect_in(r.err, message, "a viewer adding");
+	th_run_free(&r);
+	free(message);
+	run(fx, &r, 2, "webhook", "add", "http://h/x", NULL);
+	expect_in(r.err, "--events is required", "no --events");
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "rm", id, NULL);
+	expect_in(r.out, "removed webhook", "rm");
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_not_in(r.out, id, "ls after rm");
+	th_run_free(&r);
+	run(fx, &r, 1, "webhook", "rm", id, NULL);
+	expect_in(r.err, "not found", "rm twice");
+	th_run_free(&r);
+	free(id);
+}
+
 /* ------------------------------------------------------------ configuration */
 
 static char *write_config(const char *dir, const char *text, mode_t mode)
@@ -1741,6 +1813,7 @@ int main(void)
 	    T(test_events_list_and_pages),
 	    T(test_events_follow),
 	    T(test_token_create_ls_revoke),
+	    T(test_webhook_add_ls_rm),
 	    T(test_config_flags_env_file),
 	    T(test_server_exits_cleanly),
 	};
