@@ -36,6 +36,9 @@
  * whatever the wakes say (a wake may come before its event commits). */
 #define IDLE_MS 1000
 #define SCAN_EVERY_MS 5000
+/* Scans asked for by wakes, at most this often: a burst of events is
+ * matched in one transaction, not one each. */
+#define SCAN_GAP_MS 50
 /* Finished deliveries kept per webhook (their counts are kept apart). */
 #define KEEP_FINISHED 100
 /* The part of a receiver's refusal kept as the attempt's error. */
@@ -296,6 +299,18 @@ static bool scan(struct tn_webhooks *w)
 		goto out;
 	if (last <= cursor)
 		goto out;
+	/* No webhook: move the cursor past what no one can hear (a webhook
+	 * made meanwhile hears only events after `last` anyway). */
+	if (tn_store_webhook_matchers(store, &hooks, &err) != 0)
+		goto out;
+	if (json_array_size(hooks) == 0) {
+		int rc = tn_store_webhook_scan_set(store, last, &err); /* a failure is in err */
+
+		(void)rc;
+		goto out;
+	}
+	json_decref(hooks);
+	hooks = NULL;
 	if (tn_store_begin(store, &err) != 0)
 		goto out;
 	in_tx = true;
@@ -458,6 +473,9 @@ static void launch(struct tn_webhooks *w, struct flight *f, json_t *d)
 	f->delivery = json_integer_value(json_object_get(d, "id"));
 	f->webhook = xstrdup(json_string_value(json_object_get(d, "webhook")));
 	f->event = xstrdup(json_string_value(json_object_get(d, "event")));
+	for (char *p = f->event; *p; p++) /* it goes into a header line */
+		if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	f->event_id = json_integer_value(json_object_get(d, "event_id"));
 	f->attempts = (unsigned)json_integer_value(json_object_get(d, "attempts"));
 	if (tn_store_event_get(w->srv->store, f->event_id, &event, &err) != 0) {
@@ -584,6 +602,7 @@ static void *run(void *arg)
 
 	for (;;) {
 		int64_t now, wait = IDLE_MS;
+		uint64_t since_scan;
 		int running;
 
 		pthread_mutex_lock(&w->lock);
@@ -596,11 +615,14 @@ static void *run(void *arg)
 		w->woken = false;
 		pthread_mutex_unlock(&w->lock);
 
-		if (scan_now || tn_clock_ms() - w->last_scan >= SCAN_EVERY_MS) {
+		since_scan = tn_clock_ms() - w->last_scan;
+		if ((scan_now && since_scan >= SCAN_GAP_MS) || since_scan >= SCAN_EVERY_MS) {
 			w->last_scan = tn_clock_ms();
 			scan_now = false;
 			for (int b = 0; b < SCAN_BATCHES && scan(w); b++)
 				;
+		} else if (scan_now) {
+			wait = (int64_t)(SCAN_GAP_MS - since_scan);
 		}
 		now = wall_ms();
 		if (w->look || (w->next_due_ms && now >= w->next_due_ms))
@@ -630,7 +652,7 @@ struct tn_webhooks *tn_webhooks_start(struct tn_server *srv, const struct tn_web
 		abort();
 	}
 	pthread_mutex_init(&w->lock, NULL);
-	w->last_scan = tn_clock_ms();
+	w->last_scan = 0; /* a scan at once */
 	w->look = true; /* deliveries left pending by the last run */
 	pthread_create(&w->thread, NULL, run, w);
 	tn_log(TN_LOG_INFO, "webhook", "started", "{s:i, s:i, s:i}", "backoff_ms",
