@@ -58,8 +58,7 @@ int tn_webhook_check_url(const char *url, struct tn_error *err)
 	const char *auth, *end, *host, *host_end, *at, *p;
 
 	if (n > TN_WEBHOOK_URL_MAX)
-		return tn_fail(err, TN_E_INVALID, "url: longer than %d bytes",
-			       TN_WEBHOOK_URL_MAX);
+		return tn_fail(err, TN_E_INVALID, "url: longer than %d bytes", TN_WEBHOOK_URL_MAX);
 	if (strncasecmp(url, "http://", 7) == 0)
 		skip = 7;
 	else if (strncasecmp(url, "https://", 8) == 0)
@@ -159,7 +158,8 @@ int tn_webhook_check_events(json_t *events, struct tn_error *err)
 	if (n > TN_WEBHOOK_EVENTS_MAX)
 		return tn_fail(err, TN_E_INVALID, "events: more than %d entries",
 			       TN_WEBHOOK_EVENTS_MAX);
-	json_array_foreach(events, i, e) {
+	json_array_foreach(events, i, e)
+	{
 		const char *s = json_string_value(e);
 
 		if (!s)
@@ -175,8 +175,8 @@ int tn_webhook_check_events(json_t *events, struct tn_error *err)
 		}
 		for (j = 0; j < i; j++)
 			if (strcmp(s, json_string_value(json_array_get(events, j))) == 0)
-				return tn_fail(err, TN_E_INVALID, "events[%zu]: \"%s\" is there twice",
-					       i, s);
+				return tn_fail(err, TN_E_INVALID,
+					       "events[%zu]: \"%s\" is there twice", i, s);
 	}
 	return 0;
 }
@@ -198,7 +198,8 @@ bool tn_webhook_matches(json_t *patterns, const char *action)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(patterns, i, p) {
+	json_array_foreach(patterns, i, p)
+	{
 		if (json_is_string(p) && tn_webhook_pattern_matches(json_string_value(p), action))
 			return true;
 	}
@@ -226,12 +227,11 @@ char *tn_webhook_body(json_t *event)
 			     ? json_null()
 			     : json_pack("{s:O?, s:O?}", "type", type, "id", id);
 	json_t *detail = json_object_get(event, "detail");
-	json_t *body = json_pack("{s:O?, s:O?, s:O?, s:O?, s:o, s:O?, s:O?}", "id",
-				 json_object_get(event, "id"), "event",
-				 json_object_get(event, "action"), "at",
-				 json_object_get(event, "at"), "actor",
-				 json_object_get(event, "actor"), "object", object, "outcome",
-				 json_object_get(event, "outcome"), "detail", detail);
+	json_t *body = json_pack(
+	    "{s:O?, s:O?, s:O?, s:O?, s:o, s:O?, s:O?}", "id", json_object_get(event, "id"),
+	    "event", json_object_get(event, "action"), "at", json_object_get(event, "at"), "actor",
+	    json_object_get(event, "actor"), "object", object, "outcome",
+	    json_object_get(event, "outcome"), "detail", detail);
 	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
 	json_decref(body);
@@ -242,14 +242,14 @@ char *tn_webhook_body(json_t *event)
 
 /* One delivery attempt in flight. */
 struct flight {
-	CURL *easy;	    /* kept across attempts (its connection cache) */
+	CURL *easy; /* kept across attempts (its connection cache) */
 	bool busy;
 	int64_t delivery;
-	char *webhook;	    /* the webhook's id */
-	char *event;	    /* its action */
+	char *webhook; /* the webhook's id */
+	char *event;   /* its action */
 	int64_t event_id;
-	unsigned attempts;  /* before this one */
-	char *body;	    /* the exact bytes signed and sent */
+	unsigned attempts; /* before this one */
+	char *body;	   /* the exact bytes signed and sent */
 	struct curl_slist *headers;
 	int64_t started_ms; /* wall clock, for the store */
 	uint64_t started_mono;
@@ -323,14 +323,16 @@ static bool scan(struct tn_webhooks *w)
 		goto out; /* nothing new: the empty transaction commits */
 	if (tn_store_webhook_matchers(store, &hooks, &err) != 0)
 		goto out;
-	json_array_foreach(json_object_get(page, "items"), i, ev) {
+	json_array_foreach(json_object_get(page, "items"), i, ev)
+	{
 		int64_t id = json_integer_value(json_object_get(ev, "id"));
 		const char *action = json_string_value(json_object_get(ev, "action"));
 
 		last = id;
 		if (!action)
 			continue;
-		json_array_foreach(hooks, j, h) {
+		json_array_foreach(hooks, j, h)
+		{
 			const char *hook = json_string_value(json_object_get(h, "id"));
 			unsigned dropped = 0;
 
@@ -341,9 +343,9 @@ static bool scan(struct tn_webhooks *w)
 						     &dropped, &err) != 0)
 				goto out;
 			if (dropped)
-				tn_log(TN_LOG_WARN, "webhook", "queue_full",
-				       "{s:s, s:i, s:i}", "webhook", hook, "dropped", (int)dropped,
-				       "max_pending", (int)w->max_pending);
+				tn_log(TN_LOG_WARN, "webhook", "queue_full", "{s:s, s:i, s:i}",
+				       "webhook", hook, "dropped", (int)dropped, "max_pending",
+				       (int)w->max_pending);
 		}
 	}
 	if (tn_store_webhook_scan_set(store, last, &err) != 0)
@@ -422,8 +424,8 @@ static void finish(struct tn_webhooks *w, struct flight *f, int status, const ch
 		       "the webhook was deleted");
 	else if (!error)
 		tn_log(TN_LOG_INFO, "webhook", "delivered", "{s:s, s:s, s:I, s:i, s:i}", "webhook",
-		       f->webhook, "event", f->event, "event_id", (json_int_t)f->event_id,
-		       "status", status, "attempt", (int)n);
+		       f->webhook, "event", f->event, "event_id", (json_int_t)f->event_id, "status",
+		       status, "attempt", (int)n);
 	else
 		tn_log(strcmp(a.state, "failed") == 0 ? TN_LOG_WARN : TN_LOG_INFO, "webhook",
 		       strcmp(a.state, "failed") == 0 ? "gave_up" : "attempt_failed",
@@ -479,8 +481,9 @@ static void launch(struct tn_webhooks *w, struct flight *f, json_t *d)
 	f->event_id = json_integer_value(json_object_get(d, "event_id"));
 	f->attempts = (unsigned)json_integer_value(json_object_get(d, "attempts"));
 	if (tn_store_event_get(w->srv->store, f->event_id, &event, &err) != 0) {
-		fail_early(w, f, err.code == TN_E_NOT_FOUND ? "the event is no longer in the log"
-							     : err.message);
+		fail_early(w, f,
+			   err.code == TN_E_NOT_FOUND ? "the event is no longer in the log"
+						      : err.message);
 		return;
 	}
 	f->body = tn_webhook_body(event);
@@ -553,7 +556,8 @@ static void start_due(struct tn_webhooks *w)
 		return;
 	}
 	w->next_due_ms = next;
-	json_array_foreach(due, i, d) {
+	json_array_foreach(due, i, d)
+	{
 		struct flight *f = free_flight(w);
 
 		if (!f)
@@ -581,13 +585,13 @@ static void collect(struct tn_webhooks *w)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&f);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		if (m->data.result != CURLE_OK)
-			error = xstrdup(f->errbuf[0] ? f->errbuf
-						     : curl_easy_strerror(m->data.result));
+			error =
+			    xstrdup(f->errbuf[0] ? f->errbuf : curl_easy_strerror(m->data.result));
 		else if (status < 200 || status > 299)
-			error = f->answer_len ? xasprintf("HTTP %ld: %.*s", status,
-							 (int)strcspn(f->answer, "\r\n"),
-							 f->answer)
-					      : xasprintf("HTTP %ld", status);
+			error = f->answer_len
+				    ? xasprintf("HTTP %ld: %.*s", status,
+						(int)strcspn(f->answer, "\r\n"), f->answer)
+				    : xasprintf("HTTP %ld", status);
 		curl_multi_remove_handle(w->multi, m->easy_handle);
 		finish(w, f, (int)status, error);
 		flight_clear(f);
@@ -653,7 +657,7 @@ struct tn_webhooks *tn_webhooks_start(struct tn_server *srv, const struct tn_web
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	w->last_scan = 0; /* a scan at once */
-	w->look = true; /* deliveries left pending by the last run */
+	w->look = true;	  /* deliveries left pending by the last run */
 	pthread_create(&w->thread, NULL, run, w);
 	tn_log(TN_LOG_INFO, "webhook", "started", "{s:i, s:i, s:i}", "backoff_ms",
 	       (int)w->backoff_ms, "attempts", (int)w->attempts, "max_pending",

@@ -154,10 +154,10 @@ static void receiver_start(struct receiver *r)
 	memset(r, 0, sizeof *r);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-				     NULL, on_request, r, MHD_OPTION_NOTIFY_COMPLETED,
-				     on_completed, r, MHD_OPTION_CONNECTION_TIMEOUT,
-				     (unsigned)30, MHD_OPTION_END);
+	r->daemon =
+	    MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+			     on_request, r, MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	assert_non_null(r->daemon);
 	info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
@@ -334,8 +334,7 @@ static json_t *add_webhook(struct th_server *s, const char *token, const char *u
 	return out;
 }
 
-static json_t *get_webhook(struct th_server *s, const char *token, const char *id,
-			   long want_status)
+static json_t *get_webhook(struct th_server *s, const char *token, const char *id, long want_status)
 {
 	char *path = xasprintf("/api/v1/webhooks/%s", id);
 	struct th_response r;
@@ -441,7 +440,8 @@ static void test_event_delivered_signed(void **state)
 {
 	struct fx *fx = *state;
 	char *url = receiver_url(&fx->rx, "/ok"), *keyfile, *pub_file = NULL, *pub_api;
-	json_t *w = add_webhook(&fx->srv, fx->operator, url, "[\"cluster.create\", \"cluster.delete\"]");
+	json_t *w =
+	    add_webhook(&fx->srv, fx->operator, url, "[\"cluster.create\", \"cluster.delete\"]");
 	struct tn_key *key = NULL, *file_key = NULL;
 	struct tn_error err;
 	long long created, deleted;
@@ -500,8 +500,8 @@ static void test_event_delivered_signed(void **state)
 
 		assert_int_equal(num(e0, "id"), created);
 		assert_string_equal(str(body, "at"), str(e0, "at"));
-		assert_true(json_equal(json_object_get(body, "detail"),
-				       json_object_get(e0, "detail")));
+		assert_true(
+		    json_equal(json_object_get(body, "detail"), json_object_get(e0, "detail")));
 		json_decref(ev);
 	}
 	assert_int_equal(json_object_size(body), 7);
@@ -532,7 +532,8 @@ static void test_event_delivered_signed(void **state)
 		json_decref(got);
 		list = list_webhooks(&fx->srv, fx->viewer);
 		assert_true(json_is_null(json_object_get(list, "next")));
-		json_array_foreach(json_object_get(list, "items"), i, item) {
+		json_array_foreach(json_object_get(list, "items"), i, item)
+		{
 			if (strcmp(str(item, "id"), str(w, "id")) != 0)
 				continue;
 			found = true;
@@ -564,7 +565,8 @@ static void test_retried_until_it_answers(void **state)
 {
 	struct fx *fx = *state;
 	char *url = receiver_url(&fx->rx, "/flaky");
-	json_t *w = add_webhook(&fx->srv, fx->operator, url, "[\"cluster.*\"]"), *got, *last, *tries;
+	json_t *w = add_webhook(&fx->srv, fx->operator, url, "[\"cluster.*\"]"), *got, *last,
+	       *tries;
 	struct tn_key *key = NULL;
 	struct tn_error err;
 	long long id;
@@ -601,7 +603,8 @@ static void test_unreachable_given_up(void **state)
 	struct fx *fx = *state;
 	int port = th_port_block(1); /* free, and nothing will listen there */
 	char *url = xasprintf("http://127.0.0.1:%d/hook", port);
-	json_t *w = add_webhook(&fx->srv, fx->operator, url, "[\"cluster.create\"]"), *got, *last, *recent;
+	json_t *w = add_webhook(&fx->srv, fx->operator, url, "[\"cluster.create\"]"), *got, *last,
+	       *recent;
 	long long id = make_cluster(&fx->srv, "wh-unreachable");
 
 	got = wait_finished(&fx->srv, fx->viewer, str(w, "id"), 1);
@@ -690,7 +693,8 @@ static void test_bad_input_refused(void **state)
 static void test_deleted_hears_nothing(void **state)
 {
 	struct fx *fx = *state;
-	char *failing = receiver_url(&fx->rx, "/fail-deleted"), *other = receiver_url(&fx->rx, "/other");
+	char *failing = receiver_url(&fx->rx, "/fail-deleted"),
+	     *other = receiver_url(&fx->rx, "/other");
 	json_t *a = add_webhook(&fx->srv, fx->operator, failing, "[\"cluster.*\"]");
 	json_t *b = add_webhook(&fx->srv, fx->operator, other, "[\"cluster.*\"]");
 	char *path = xasprintf("/api/v1/webhooks/%s", str(a, "id"));

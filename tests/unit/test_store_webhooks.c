@@ -70,9 +70,9 @@ static int64_t event(struct tn_store *store, const char *action)
 	struct tn_error err;
 	int64_t id = 0;
 
-	assert_int_equal(tn_store_event_append(store, "admin", action, "cluster", "c1", "ok", NULL,
-					       &id, &err),
-			 0);
+	assert_int_equal(
+	    tn_store_event_append(store, "admin", action, "cluster", "c1", "ok", NULL, &id, &err),
+	    0);
 	return id;
 }
 
@@ -117,9 +117,14 @@ static json_t *due(struct tn_store *store, int64_t now_ms, int64_t *next)
 static void attempt(struct tn_store *store, int64_t delivery, const char *state, int status,
 		    const char *error, int64_t at_ms, int64_t next_ms, unsigned keep, bool want)
 {
-	struct tn_store_webhook_attempt a = {
-	    .delivery_id = delivery, .status = status, .error = error, .at_ms = at_ms,
-	    .duration_ms = 5, .state = state, .next_ms = next_ms, .keep = keep};
+	struct tn_store_webhook_attempt a = {.delivery_id = delivery,
+					     .status = status,
+					     .error = error,
+					     .at_ms = at_ms,
+					     .duration_ms = 5,
+					     .state = state,
+					     .next_ms = next_ms,
+					     .keep = keep};
 	struct tn_error err;
 	bool recorded = !want;
 
@@ -233,19 +238,16 @@ static void test_deliveries(void **state)
 	int64_t next = -1, d1, d2;
 
 	/* queued once per webhook and event */
-	assert_int_equal(tn_store_webhook_enqueue(f->store, a, e1, "cluster.create", 1000, 10,
-						  &dropped, &err),
-			 0);
+	assert_int_equal(
+	    tn_store_webhook_enqueue(f->store, a, e1, "cluster.create", 1000, 10, &dropped, &err),
+	    0);
 	assert_int_equal(dropped, 0);
-	assert_int_equal(tn_store_webhook_enqueue(f->store, a, e1, "cluster.create", 1000, 10,
-						  NULL, &err),
-			 0);
-	assert_int_equal(tn_store_webhook_enqueue(f->store, a, e2, "cluster.update", 1000, 10,
-						  NULL, &err),
-			 0);
-	assert_int_equal(tn_store_webhook_enqueue(f->store, b, e2, "cluster.update", 1000, 10,
-						  NULL, &err),
-			 0);
+	assert_int_equal(
+	    tn_store_webhook_enqueue(f->store, a, e1, "cluster.create", 1000, 10, NULL, &err), 0);
+	assert_int_equal(
+	    tn_store_webhook_enqueue(f->store, a, e2, "cluster.update", 1000, 10, NULL, &err), 0);
+	assert_int_equal(
+	    tn_store_webhook_enqueue(f->store, b, e2, "cluster.update", 1000, 10, NULL, &err), 0);
 	/* a webhook gone: nothing */
 	assert_int_equal(tn_store_webhook_enqueue(f->store, "w-gone", e2, "cluster.update", 1000,
 						  10, NULL, &err),
@@ -371,8 +373,8 @@ static void test_queue_bound_and_pruning(void **state)
 	/* finished ones beyond keep go; the counts stay */
 	for (int i = 0; i < 3; i++) {
 		d = due(f->store, 10, NULL);
-		attempt(f->store, num(json_array_get(d, 0), "id"), "delivered", 204, NULL, 20 + i, 0,
-			2, true);
+		attempt(f->store, num(json_array_get(d, 0), "id"), "delivered", 204, NULL, 20 + i,
+			0, 2, true);
 		json_decref(d);
 	}
 	w = get(f->store, a);
@@ -411,9 +413,12 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_create_get_list_delete), T(test_scan_cursor),
-	    T(test_event_get),		    T(test_deliveries),
-	    T(test_queue_bound_and_pruning), T(test_kept_across_reopen),
+	    T(test_create_get_list_delete),
+	    T(test_scan_cursor),
+	    T(test_event_get),
+	    T(test_deliveries),
+	    T(test_queue_bound_and_pruning),
+	    T(test_kept_across_reopen),
 	};
 #undef T
 

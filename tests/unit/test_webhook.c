@@ -199,10 +199,10 @@ static void test_body(void **state)
 				  "2026-11-23T09:00:00Z", "actor", "admin", "action",
 				  "rollout.paused", "object_type", "rollout", "object_id", "r-abc",
 				  "outcome", "ok", "detail", "batch", 1);
-	json_t *bare = json_pack("{s:i, s:s, s:s, s:s, s:n, s:n, s:s, s:n}", "id", 7, "at",
-				 "2026-11-23T09:00:00Z", "actor", "tender-server", "action",
-				 "lb.unreachable", "object_type", "object_id", "outcome", "failed",
-				 "detail");
+	json_t *bare =
+	    json_pack("{s:i, s:s, s:s, s:s, s:n, s:n, s:s, s:n}", "id", 7, "at",
+		      "2026-11-23T09:00:00Z", "actor", "tender-server", "action", "lb.unreachable",
+		      "object_type", "object_id", "outcome", "failed", "detail");
 	char *body;
 
 	(void)state;
