@@ -19,6 +19,7 @@ struct tn_documents;
 struct tn_providers;
 struct tn_lifecycle;
 struct tn_lbsync;
+struct tn_orchestrator;
 struct tn_webhooks;
 
 struct tn_server {
@@ -39,6 +40,9 @@ struct tn_server {
 	struct tn_lifecycle *lifecycle;
 	/* The load-balancer reconciler (NULL in in-process use). */
 	struct tn_lbsync *lbsync;
+	/* The rollout orchestrator's thread (NULL in in-process use: rollouts
+	 * then move only when tn_rollout_step is called). */
+	struct tn_orchestrator *orchestrator;
 	/* The webhook deliveries' worker (NULL in in-process use: events are
 	 * then matched and sent by the next server that runs on the store). */
 	struct tn_webhooks *webhooks;
