@@ -73,6 +73,10 @@ TN_HANDLER(tn_api_download_agent_sha256);
 /* api_rollouts.c */
 TN_HANDLER(tn_api_rollout_create);
 TN_HANDLER(tn_api_rollout_approve);
+TN_HANDLER(tn_api_rollout_resume);
+TN_HANDLER(tn_api_rollout_pause);
+TN_HANDLER(tn_api_rollout_abort);
+TN_HANDLER(tn_api_cluster_undo);
 TN_HANDLER(tn_api_rollout_list);
 TN_HANDLER(tn_api_rollout_get);
 

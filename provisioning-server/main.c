@@ -21,6 +21,7 @@
 #include "janitor.h"
 #include "lbsync.h"
 #include "lifecycle.h"
+#include "orchestrator.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -512,6 +513,7 @@ int main(int argc, char **argv)
 	srv.lifecycle = tn_lifecycle_start(&srv, &lcc);
 	lbc = (struct tn_lbsync_config){o.lb_interval_ms, o.drain_timeout_s};
 	srv.lbsync = tn_lbsync_start(&srv, &lbc);
+	srv.orchestrator = tn_orchestrator_start(&srv);
 	janitor = tn_janitor_start(&srv, GC_INTERVAL_S);
 	sigwait(&sigs, &sig);
 	tn_log(TN_LOG_INFO, "server", "stopping", "{s:s}", "signal", sig == SIGINT ? "INT" : "TERM");
@@ -520,8 +522,10 @@ int main(int argc, char **argv)
 	tn_lifecycle_halt(srv.lifecycle);
 	tn_http_stop(srv.http);
 	srv.http = NULL;
-	tn_lbsync_stop(srv.lbsync); /* after the requests that wake it */
+	tn_lbsync_stop(srv.lbsync); /* after the requests that wake them */
 	srv.lbsync = NULL;
+	tn_orchestrator_stop(srv.orchestrator);
+	srv.orchestrator = NULL;
 	tn_lifecycle_stop(srv.lifecycle);
 	srv.lifecycle = NULL;
 	tn_janitor_stop(janitor);

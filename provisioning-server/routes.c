@@ -34,6 +34,7 @@ const struct tn_route tn_routes[] = {
 	R("GET", "/api/v1/clusters/{}", VIEWER, tn_api_cluster_get),
 	W("PATCH", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_patch, "cluster.update"),
 	W("DELETE", "/api/v1/clusters/{}", OPERATOR, tn_api_cluster_delete, "cluster.delete"),
+	W("POST", "/api/v1/clusters/{}/undo", OPERATOR, tn_api_cluster_undo, "cluster.undo"),
 
 	W("POST", "/api/v1/targets", OPERATOR, tn_api_target_create, "target.create"),
 	R("GET", "/api/v1/targets", VIEWER, tn_api_target_list),
@@ -49,6 +50,9 @@ const struct tn_route tn_routes[] = {
 	R("GET", "/api/v1/rollouts/{}", VIEWER, tn_api_rollout_get),
 	W("POST", "/api/v1/rollouts/{}/approve", OPERATOR, tn_api_rollout_approve,
 	  "rollout.approve"),
+	W("POST", "/api/v1/rollouts/{}/resume", OPERATOR, tn_api_rollout_resume, "rollout.resume"),
+	W("POST", "/api/v1/rollouts/{}/pause", OPERATOR, tn_api_rollout_pause, "rollout.pause"),
+	W("POST", "/api/v1/rollouts/{}/abort", OPERATOR, tn_api_rollout_abort, "rollout.abort"),
 
 	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
 	  "enrollment_token.create"),

@@ -19,6 +19,7 @@ struct tn_documents;
 struct tn_providers;
 struct tn_lifecycle;
 struct tn_lbsync;
+struct tn_orchestrator;
 
 struct tn_server {
 	char *data_dir;
@@ -38,6 +39,9 @@ struct tn_server {
 	struct tn_lifecycle *lifecycle;
 	/* The load-balancer reconciler (NULL in in-process use). */
 	struct tn_lbsync *lbsync;
+	/* The rollout orchestrator's thread (NULL in in-process use: rollouts
+	 * then move only when tn_rollout_step is called). */
+	struct tn_orchestrator *orchestrator;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
 };

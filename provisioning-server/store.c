@@ -43,7 +43,12 @@
  *       cluster: a partial unique index holds that, the functions name the
  *       rollout in the way first.
  *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message,
- *           [2] from_release, to_release)   RELEASE json of each side.
+ *           [2] from_release, to_release, [4] switched_at, prepared)
+ *       RELEASE json of each side; state pending, switching, succeeded,
+ *       failed, reverted (switched back by a halt or an abort) or skipped
+ *       (never switched); switched_at the Unix time in ms its document was
+ *       switched (the health timeout runs from it); prepared 1 once the
+ *       agent staged to_release.
  *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
  *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
  *           CASCADE, uses_left, expires, created_by, created)
@@ -256,6 +261,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX rollouts_cluster_seq ON rollouts(cluster_id, seq);",
 	/* 3: where the load balancer sends a target's traffic */
 	"ALTER TABLE targets ADD COLUMN serves_port INTEGER;",
+	/* 4: the rollout orchestrator */
+	"ALTER TABLE rollout_targets ADD COLUMN switched_at INTEGER;"
+	"ALTER TABLE rollout_targets ADD COLUMN prepared INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* clang-format on */
@@ -361,10 +369,14 @@ enum stmt_id {
 	ST_ROLLOUT_SET_STATE,
 	ST_ROLLOUT_FIND,
 	ST_APPROVAL_INSERT,
-	ST_CLUSTER_SET_REVISION_AT,
 	ST_ROLLOUT_TOUCH,
 	ST_ROLLOUT_TARGET_SET,
 	ST_ROLLOUT_FOR_TARGET,
+	ST_ROLLOUT_TARGET_PREPARED,
+	ST_ROLLOUT_IDS_ACTIVE,
+	ST_ROLLOUT_CLUSTER_OF,
+	ST_ROLLOUT_SUCCEEDED_REVISION,
+	ST_REVISION_GET,
 
 	ST_COUNT
 };
@@ -570,14 +582,14 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_TARGET_CLUSTER] = "SELECT cluster_id FROM targets WHERE id = ?1",
 	[ST_ROLLOUT_TARGET_INSERT] = "INSERT INTO rollout_targets (rollout_id, target_id, batch,"
 				     " state, from_release, to_release)"
-				     " VALUES (?1, ?2, 0, 'pending', ?3, ?4)",
+				     " VALUES (?1, ?2, ?5, 'pending', ?3, ?4)",
 	[ST_ROLLOUT_GET] = ROLLOUT_SELECT " WHERE o.id = ?1",
 	[ST_ROLLOUT_LIST] = ROLLOUT_SELECT " WHERE o.seq < ?1 ORDER BY o.seq DESC LIMIT ?2",
 	[ST_ROLLOUT_LIST_CLUSTER] = ROLLOUT_SELECT " WHERE o.seq < ?1 AND o.cluster_id ="
 						   " (SELECT id FROM clusters WHERE name = ?3)"
 						   " ORDER BY o.seq DESC LIMIT ?2",
 	[ST_ROLLOUT_TARGETS] = "SELECT x.batch, x.target_id, x.state, x.message, x.from_release,"
-			       " x.to_release FROM rollout_targets x"
+			       " x.to_release, x.switched_at, x.prepared FROM rollout_targets x"
 			       " JOIN targets t ON t.id = x.target_id"
 			       " WHERE x.rollout_id = ?1 ORDER BY x.batch, t.seq",
 	[ST_ROLLOUT_APPROVALS] = "SELECT approved_by, at, batch FROM rollout_approvals"
@@ -586,11 +598,25 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_ROLLOUT_FIND] = "SELECT cluster_id, to_revision_id, state FROM rollouts WHERE id = ?1",
 	[ST_APPROVAL_INSERT] = "INSERT INTO rollout_approvals (rollout_id, approved_by, at, batch)"
 			       " VALUES (?1, ?2, ?3, ?4)",
-	[ST_CLUSTER_SET_REVISION_AT] = "UPDATE clusters SET current_revision_id = ?2, updated = ?3"
-				       " WHERE id = ?1",
 	[ST_ROLLOUT_TOUCH] = "UPDATE rollouts SET updated = ?2 WHERE id = ?1",
-	[ST_ROLLOUT_TARGET_SET] = "UPDATE rollout_targets SET state = ?3, message = ?4"
+	[ST_ROLLOUT_TARGET_SET] = "UPDATE rollout_targets SET state = ?3, message = ?4,"
+				  " switched_at = CASE WHEN ?3 = 'switching' THEN ?5"
+				  " ELSE switched_at END"
 				  " WHERE rollout_id = ?1 AND target_id = ?2",
+	[ST_ROLLOUT_TARGET_PREPARED] = "UPDATE rollout_targets SET prepared = 1"
+				       " WHERE rollout_id = ?1 AND target_id = ?2",
+	[ST_ROLLOUT_IDS_ACTIVE] = "SELECT id FROM rollouts WHERE state IN ('running', 'paused')"
+				  " ORDER BY seq",
+	[ST_ROLLOUT_CLUSTER_OF] = "SELECT cluster_id, (SELECT name FROM clusters"
+				  " WHERE id = rollouts.cluster_id) FROM rollouts WHERE id = ?1",
+	[ST_ROLLOUT_SUCCEEDED_REVISION] = "UPDATE clusters SET current_revision_id ="
+					  " (SELECT to_revision_id FROM rollouts WHERE id = ?1),"
+					  " updated = ?2"
+					  " WHERE id = (SELECT cluster_id FROM rollouts WHERE id = ?1)",
+	[ST_REVISION_GET] = "SELECT r.number, d.name || '@' || d.version, r.config"
+			    " FROM cluster_revisions r JOIN clusters c ON c.id = r.cluster_id"
+			    " LEFT JOIN distributions d ON d.id = r.distribution_id"
+			    " WHERE c.name = ?1 AND r.number = ?2",
 	[ST_ROLLOUT_FOR_TARGET] = "SELECT o.id, o.state, x.state, x.from_release, x.to_release"
 				  " FROM rollout_targets x JOIN rollouts o ON o.id = x.rollout_id"
 				  " WHERE x.target_id = ?1 AND o.state IN " ACTIVE_ROLLOUT
@@ -3912,13 +3938,15 @@ static int rollout_targets_check(json_t *targets, struct tn_error *err)
 	{
 		from = NULL;
 		to = NULL;
-		if (json_unpack_ex(entry, NULL, JSON_STRICT, "{s:s, s?o, s:o}", "id", &id,
-				   "from_release", &from, "to_release", &to) != 0 ||
+		json_int_t batch = 0;
+
+		if (json_unpack_ex(entry, NULL, JSON_STRICT, "{s:s, s?o, s:o, s?I}", "id", &id,
+				   "from_release", &from, "to_release", &to, "batch", &batch) != 0 ||
 		    !(from == NULL || json_is_null(from) || json_is_object(from)) ||
-		    !json_is_object(to))
+		    !json_is_object(to) || batch < 0 || batch > 100000)
 			return tn_fail(err, TN_E_INVALID,
 				       "targets[%zu]: must be {id, from_release: object|null, "
-				       "to_release: object}",
+				       "to_release: object, batch?: 0..100000}",
 				       i);
 	}
 	return 0;
@@ -3992,6 +4020,7 @@ static int rollout_targets_insert(struct conn *c, const char *rollout_id, int64_
 		bind_text(c, ins, 2, tid);
 		bind_text(c, ins, 3, from_text);
 		bind_text(c, ins, 4, to_text);
+		bind_int(c, ins, 5, json_integer_value(json_object_get(entry, "batch")));
 		rc = step(c, ins);
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
 			ret = tn_fail(err, TN_E_INVALID, "targets[%zu]: target %s is listed twice",
@@ -4152,11 +4181,20 @@ out:
 	return ret;
 }
 
-/* Sets the derived state of a finished-reading batch. */
-static void batch_close(json_t *batch, bool done, const char *rollout_state)
+static bool target_state_final(const char *s)
+{
+	return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 ||
+	       strcmp(s, "reverted") == 0 || strcmp(s, "skipped") == 0;
+}
+
+/* Sets the derived state of a finished-reading batch: done when every
+ * target has its end, pending when none has begun, else the rollout's. */
+static void batch_close(json_t *batch, bool done, bool begun, const char *rollout_state)
 {
 	if (batch)
-		json_object_set_new(batch, "state", json_string(done ? "done" : rollout_state));
+		json_object_set_new(batch, "state", json_string(done     ? "done"
+								 : begun ? rollout_state
+									 : "pending"));
 }
 
 /* Row (ROLLOUT_SELECT): seq, id, cluster, from "n@v", to "n@v", from
@@ -4168,8 +4206,8 @@ static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 	sqlite3_stmt *st = NULL;
 	json_t *batches = json_array(), *approvals = json_array(), *batch = NULL;
 	const char *id = col_cstr(row, 1), *state = col_cstr(row, 7), *tstate;
-	int64_t index = -1;
-	bool done = true;
+	int64_t index = -1, prepared = 0;
+	bool done = true, begun = false;
 	int ret;
 
 	ret = stmt_get(c, ST_ROLLOUT_TARGETS, &st, err);
@@ -4178,24 +4216,29 @@ static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 	bind_text(c, st, 1, id);
 	while ((ret = run_row(c, st, err, "rollout targets")) == 1) {
 		if (!batch || sqlite3_column_int64(st, 0) != index) {
-			batch_close(batch, done, state);
+			batch_close(batch, done, begun, state);
 			index = sqlite3_column_int64(st, 0);
 			batch = json_pack("{s:I, s:[]}", "index", (json_int_t)index, "targets");
 			json_array_append_new(batches, batch);
 			done = true;
+			begun = false;
 		}
 		tstate = col_cstr(st, 2);
-		if (strcmp(tstate, "succeeded") != 0 && strcmp(tstate, "failed") != 0)
+		if (!target_state_final(tstate))
 			done = false;
-		json_array_append_new(json_object_get(batch, "targets"),
-				      json_pack("{s:o, s:o, s:o, s:o, s:o}", "id", col_str(st, 1),
-						"state", col_str(st, 2), "message", col_str(st, 3),
-						"from_release", col_json(st, 4), "to_release",
-						col_json(st, 5)));
+		if (strcmp(tstate, "pending") != 0)
+			begun = true;
+		prepared += sqlite3_column_int(st, 7) != 0;
+		json_array_append_new(
+		    json_object_get(batch, "targets"),
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "id", col_str(st, 1), "state",
+			      col_str(st, 2), "message", col_str(st, 3), "from_release",
+			      col_json(st, 4), "to_release", col_json(st, 5), "switched_at",
+			      col_int_opt(st, 6), "prepared", sqlite3_column_int(st, 7) != 0));
 	}
 	if (ret < 0)
 		goto out;
-	batch_close(batch, done, state);
+	batch_close(batch, done, begun, state);
 	stmt_done(st);
 
 	ret = stmt_get(c, ST_ROLLOUT_APPROVALS, &st, err);
@@ -4209,12 +4252,13 @@ static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 	if (ret < 0)
 		goto out;
 	ret = 0;
-	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
-			 col_str(row, 1), "cluster", col_str(row, 2), "from", col_str(row, 3), "to",
-			 col_str(row, 4), "from_revision", col_int_opt(row, 5), "to_revision",
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+			 "id", col_str(row, 1), "cluster", col_str(row, 2), "from", col_str(row, 3),
+			 "to", col_str(row, 4), "from_revision", col_int_opt(row, 5), "to_revision",
 			 col_int(row, 6), "state", col_str(row, 7), "strategy", col_json(row, 8),
-			 "batches", batches, "approvals", approvals, "created_by", col_str(row, 9),
-			 "created", col_str(row, 10), "updated", col_str(row, 11));
+			 "batches", batches, "approvals", approvals, "prepared",
+			 (json_int_t)prepared, "created_by", col_str(row, 9), "created",
+			 col_str(row, 10), "updated", col_str(row, 11));
 	batches = approvals = NULL;
 out:
 	stmt_done(st);
@@ -4281,12 +4325,22 @@ out:
 	return ret;
 }
 
+/* Unix time in milliseconds (wall clock: it outlives the process). */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int tn_store_rollout_set_state(struct tn_store *store, const char *id, const char *state,
 			       struct tn_error *err)
 {
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
 	int rc, ret;
 
 	if (!in_list(state, rollout_states)) {
@@ -4297,6 +4351,10 @@ int tn_store_rollout_set_state(struct tn_store *store, const char *id, const cha
 	ret = conn_get(store, &c, err);
 	if (ret)
 		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
 	ret = stmt_get(c, ST_ROLLOUT_SET_STATE, &st, err);
 	if (ret)
 		goto out;
@@ -4313,8 +4371,158 @@ int tn_store_rollout_set_state(struct tn_store *store, const char *id, const cha
 		ret = db_fail(c, rc, err, "set rollout state");
 		goto out;
 	}
-	if (sqlite3_changes(c->db) == 0)
+	if (sqlite3_changes(c->db) == 0) {
 		ret = tn_fail(err, TN_E_NOT_FOUND, "rollout %s not found", id);
+		goto out;
+	}
+	stmt_done(st);
+	/* Succeeded, the new revision is what the cluster runs: targets that
+	 * enroll from now on start on it (DESIGN §2 Rollout).  Until then
+	 * they start on the old one and join the rollout. */
+	if (strcmp(state, "succeeded") == 0) {
+		ret = stmt_get(c, ST_ROLLOUT_SUCCEEDED_REVISION, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, id);
+		bind_text(c, st, 2, now);
+		ret = run_done(c, st, err, "set revision");
+		if (ret)
+			goto out;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+int tn_store_rollout_set_prepared(struct tn_store *store, const char *rollout_id,
+				  const char *target_id, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret = conn_get(store, &c, err);
+
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ROLLOUT_TARGET_PREPARED, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, rollout_id);
+	bind_text(c, st, 2, target_id);
+	ret = run_done(c, st, err, "set rollout target prepared");
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_rollout_ids_moving(struct tn_store *store, char ***ids, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int ret;
+
+	*ids = xcalloc(1, sizeof **ids);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_ROLLOUT_IDS_ACTIVE, &st, err);
+	if (ret)
+		goto out;
+	while ((ret = run_row(c, st, err, "moving rollouts")) == 1) {
+		*ids = xrealloc(*ids, (n + 2) * sizeof **ids);
+		(*ids)[n++] = xstrdup(col_cstr(st, 0));
+		(*ids)[n] = NULL;
+	}
+out:
+	stmt_done(st);
+	if (ret < 0) {
+		tn_store_free_ids(*ids);
+		*ids = NULL;
+		return ret;
+	}
+	return 0;
+}
+
+int tn_store_rollout_add_targets(struct tn_store *store, const char *rollout_id, json_t *targets,
+				 struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *cluster = NULL;
+	int64_t cluster_id;
+	bool in_tx = false;
+	int ret;
+
+	ret = rollout_targets_check(targets, err);
+	if (ret)
+		goto out;
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_ROLLOUT_CLUSTER_OF, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, rollout_id);
+	ret = run_row(c, st, err, "rollout cluster");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "rollout %s not found", rollout_id);
+		goto out;
+	}
+	cluster_id = sqlite3_column_int64(st, 0);
+	cluster = xstrdup(col_cstr(st, 1));
+	stmt_done(st);
+	ret = rollout_targets_insert(c, rollout_id, cluster_id, cluster, targets, err);
+	if (ret)
+		goto out;
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(cluster);
+	return ret;
+}
+
+int tn_store_cluster_revision(struct tn_store *store, const char *cluster, int64_t number,
+			      json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret = conn_get(store, &c, err);
+
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_REVISION_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, cluster);
+	bind_int(c, st, 2, number);
+	ret = run_row(c, st, err, "get revision");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s has no revision %" PRId64, cluster,
+			      number);
+		goto out;
+	}
+	ret = 0;
+	*out = json_pack("{s:o, s:o, s:o}", "number", col_int(st, 0), "distribution",
+			 col_str(st, 1), "config", col_json(st, 2));
 out:
 	stmt_done(st);
 	return ret;
@@ -4341,7 +4549,6 @@ int tn_store_rollout_approve(struct tn_store *store, const char *id, const char 
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	char now[TN_STORE_TIME_LEN + 1];
-	int64_t cluster_id, to_rev;
 	bool in_tx = false;
 	int ret;
 
@@ -4369,8 +4576,6 @@ int tn_store_rollout_approve(struct tn_store *store, const char *id, const char 
 			      id, col_cstr(st, 2));
 		goto out;
 	}
-	cluster_id = sqlite3_column_int64(st, 0);
-	to_rev = sqlite3_column_int64(st, 1);
 	stmt_done(st);
 
 	ret = stmt_get(c, ST_APPROVAL_INSERT, &st, err);
@@ -4388,18 +4593,6 @@ int tn_store_rollout_approve(struct tn_store *store, const char *id, const char 
 		goto out;
 	stmt_done(st);
 
-	/* Approved, the new revision is what the cluster runs: targets that
-	 * enroll from now on get it (DESIGN §2 Rollout). */
-	ret = stmt_get(c, ST_CLUSTER_SET_REVISION_AT, &st, err);
-	if (ret)
-		goto out;
-	bind_int(c, st, 1, cluster_id);
-	bind_int(c, st, 2, to_rev);
-	bind_text(c, st, 3, now);
-	ret = run_done(c, st, err, "set revision");
-	if (ret)
-		goto out;
-	stmt_done(st);
 	ret = rollout_touch(c, id, now, err);
 	if (ret)
 		goto out;
@@ -4443,6 +4636,7 @@ int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
 	bind_text(c, st, 2, target_id);
 	bind_text(c, st, 3, state);
 	bind_text(c, st, 4, message);
+	bind_int(c, st, 5, now_ms());
 	ret = run_done(c, st, err, "set rollout target");
 	if (ret)
 		goto out;

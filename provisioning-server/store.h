@@ -418,16 +418,14 @@ int tn_store_target_logs(struct tn_store *store, const char *id, json_t **out,
 
 /* ------------------------------------------------------------ rollouts */
 
-/* Minimal: one batch; the rollout issue grows this.
- *
- * One in one transaction: a new cluster revision (number: one more than the
+/* One in one transaction: a new cluster revision (number: one more than the
  * cluster's highest; distribution and config as given, NULL config = {},
  * NULL distribution = the current revision's, TN_E_INVALID when that has
  * none), the rollout (state pending_approval, from = the current revision,
  * to = the new one, strategy json as given (an object; NULL = {}), a new
  * "r-…" id), and one rollout_targets row per entry of targets [{id,
- * from_release (json or null), to_release (json)}] with batch 0 and state
- * "pending".  TN_E_CONFLICT naming the active rollout when the cluster has
+ * from_release (json or null), to_release (json), batch (default 0)}] in
+ * state "pending".  TN_E_CONFLICT naming the active rollout when the cluster has
  * one (pending_approval, running, paused); TN_E_NOT_FOUND for an unknown
  * cluster, distribution or target; TN_E_INVALID for a malformed entry, a
  * target of another cluster or one listed twice.  All borrowed; *id
@@ -437,9 +435,11 @@ int tn_store_rollout_create(struct tn_store *store, const char *cluster,
 			    json_t *strategy, json_t *targets, const char *actor, char **id,
 			    struct tn_error *err) TN_MUST_CHECK;
 /* {id, cluster, from: "n@v"|null, to: "n@v", from_revision, to_revision, state, strategy,
- *  batches: [{index, state, targets: [{id, state, message, from_release, to_release}]}],
- *  approvals: [{by, at, batch}], created_by, created, updated}. The batch state is
- *  derived: "done" when every target is succeeded/failed, else the rollout's.
+ *  batches: [{index, state, targets: [{id, state, message, from_release, to_release,
+ *  switched_at (Unix ms or null), prepared}]}], approvals: [{by, at, batch}], prepared
+ *  (how many targets staged to_release), created_by, created, updated}.  The batch state
+ *  is derived: "done" when every target is succeeded, failed, reverted or skipped,
+ *  "pending" when all are pending, else the rollout's.
  *  Batches in index order, their targets in creation order; from_revision
  *  is null for a cluster that had none.  *out caller-decref'd;
  *  TN_E_NOT_FOUND. */
@@ -450,21 +450,37 @@ int tn_store_rollout_list(struct tn_store *store, const char *cluster, unsigned 
 			  const char *after, json_t **out, struct tn_error *err) TN_MUST_CHECK;
 /* Any rollout state (pending_approval, running, paused, succeeded, failed,
  * rolled_back, aborted; TN_E_INVALID otherwise): the transitions are the
- * caller's to check.  Making a rollout active while its cluster has another
+ * caller's to check.  Succeeded also makes the rollout's "to" revision the
+ * cluster's current one, in the same transaction.  Making a rollout active while its cluster has another
  * active one is TN_E_CONFLICT.  TN_E_NOT_FOUND. */
 int tn_store_rollout_set_state(struct tn_store *store, const char *id, const char *state,
 			       struct tn_error *err) TN_MUST_CHECK;
-/* Records an approval (by, now, batch) and makes the rollout's "to" revision
- * the cluster's current revision, in one transaction; the state is left to
+/* Records an approval (by, now, batch); the state is left to
  * tn_store_rollout_set_state.  batch < 0 is recorded as null.  A finished
  * rollout is TN_E_CONFLICT; TN_E_NOT_FOUND. */
 int tn_store_rollout_approve(struct tn_store *store, const char *id, const char *actor, int batch,
 			     struct tn_error *err) TN_MUST_CHECK;
 /* Sets a rollout target's state (any non-empty text) and message (NULL
- * clears it).  TN_E_NOT_FOUND when target_id is not in the rollout. */
+ * clears it); "switching" also records now as its switched_at.
+ * TN_E_NOT_FOUND when target_id is not in the rollout. */
 int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
 				const char *target_id, const char *state, const char *message,
 				struct tn_error *err) TN_MUST_CHECK;
+/* Marks a rollout target as having staged its to_release. */
+int tn_store_rollout_set_prepared(struct tn_store *store, const char *rollout_id,
+				  const char *target_id, struct tn_error *err) TN_MUST_CHECK;
+/* Ids of the rollouts running or paused (what the orchestrator moves), oldest
+ * first; *ids NULL-terminated, freed with tn_store_free_ids. */
+int tn_store_rollout_ids_moving(struct tn_store *store, char ***ids,
+				struct tn_error *err) TN_MUST_CHECK;
+/* Adds targets (entries as rollout_create takes them) to a rollout, in one
+ * transaction.  TN_E_NOT_FOUND, TN_E_INVALID as rollout_create. */
+int tn_store_rollout_add_targets(struct tn_store *store, const char *rollout_id, json_t *targets,
+				 struct tn_error *err) TN_MUST_CHECK;
+/* {number, distribution: "n@v"|null, config} of a cluster's revision;
+ * TN_E_NOT_FOUND. */
+int tn_store_cluster_revision(struct tn_store *store, const char *cluster, int64_t number,
+			      json_t **out, struct tn_error *err) TN_MUST_CHECK;
 /* The active rollout (pending_approval, running, paused) that holds target_id:
  * *out = {rollout, state, target_state, from_release, to_release}, caller-
  * decref'd; TN_E_NOT_FOUND when none. */

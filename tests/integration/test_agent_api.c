@@ -1467,9 +1467,10 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	th_response_free(&r);
 	send_json(s, "POST", "/api/v1/rollouts", fx->ops,
 		  json_pack("{s:s, s:s, s:{s:i}}", "cluster", "roll", "distribution", "shop@2.0",
-			    "strategy", "batch_size", 1),
+			    "strategy", "batch_size", 0),
 		  &r);
-	expect_status(&r, 400, "a strategy this server cannot follow yet");
+	expect_status(&r, 400, "a batch of no target");
+	assert_non_null(strstr(th_error_message(&r), "strategy.batch_size"));
 	th_response_free(&r);
 	send_json(s, "POST", "/api/v1/rollouts", fx->ops,
 		  json_pack("{s:s, s:s}", "cluster", "roll", "distribution", "shop@9.0"), &r);
@@ -1487,9 +1488,12 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	expect_status(&r, 404, "a rollout of an unknown cluster");
 	th_response_free(&r);
 
-	/* create: every target stages the new release, runs the old one */
+	/* create: every target stages the new release, runs the old one; one
+	 * batch of both */
 	send_json(s, "POST", "/api/v1/rollouts", fx->ops,
-		  json_pack("{s:s, s:s}", "cluster", "roll", "distribution", "shop@2"), &r);
+		  json_pack("{s:s, s:s, s:{s:i}}", "cluster", "roll", "distribution", "shop@2",
+			    "strategy", "batch_size", 10),
+		  &r);
 	expect_status(&r, 201, "POST /api/v1/rollouts");
 	ro_id = xstrdup(str(r.json, "id"));
 	assert_true(strncmp(ro_id, "r-", 2) == 0);
@@ -1652,16 +1656,22 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	{
 		char *acts = actions_after(s, before, ro_id);
 
-		assert_string_equal(acts, "rollout.create,rollout.approve,rollout.succeeded,");
+		/* (the approval's own entry is written once its request is
+		 * answered, after the batch it started) */
+		assert_string_equal(acts, "rollout.create,rollout.batch_started,rollout.approve,"
+					  "rollout.target_succeeded,rollout.target_succeeded,"
+					  "rollout.succeeded,");
 		free(acts);
 	}
 
-	/* a second rollout (config only), the newcomer in it: a and c commit,
-	 * b fails and rolls back */
+	/* a second rollout (config only), the newcomer in it, without automatic
+	 * rollback: b fails and rolls back by itself, which halts the rollout
+	 * (failure_threshold 1); a and c, switching then, stay switched */
 	before2 = th_last_event_id(s);
 	send_json(s, "POST", "/api/v1/rollouts", fx->ops,
-		  json_pack("{s:s, s:{s:{s:s}}}", "cluster", "roll", "config", "org.web",
-			    "greeting", "third"),
+		  json_pack("{s:s, s:{s:{s:s}}, s:{s:i, s:b}}", "cluster", "roll", "config",
+			    "org.web", "greeting", "third", "strategy", "batch_size", 10,
+			    "auto_rollback", 0),
 		  &r);
 	expect_status(&r, 201, "POST a config-only rollout");
 	ro2_id = xstrdup(str(r.json, "id"));
@@ -1703,10 +1713,11 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 			     r2, "health", "healthy", "message", "health check failed: HTTP 503",
 			     "log_tail", "org.x", "boom\n")),
 	    204);
-	/* b's result is in; a's is not: the rollout goes on */
+	/* b's failure halts it; a's and c's results are still to come */
 	ro = rollout_get(fx, ro2_id);
-	assert_string_equal(str(ro, "state"), "running");
+	assert_string_equal(str(ro, "state"), "failed");
 	assert_string_equal(rollout_target_state(ro, b.id), "failed");
+	assert_string_equal(rollout_target_state(ro, a.id), "switching");
 	json_decref(ro);
 	/* b's document follows it back to r2, as a new generation */
 	db = document(s, &b);
@@ -1721,7 +1732,6 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	th_response_free(&r);
 
 	assert_int_equal(report(s, &a, commit_report(ga, r3)), 204);
-	assert_string_equal(rollout_state(fx, ro2_id, buf, sizeof buf), "running");
 	assert_int_equal(report(s, &c, commit_report(gc, r3)), 204);
 	assert_string_equal(rollout_state(fx, ro2_id, buf, sizeof buf), "failed");
 	t = target(fx, b.id);
@@ -1734,7 +1744,7 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	assert_string_equal(str(json_object_get(t, "desired"), "release"), r2);
 	json_decref(t);
 	t = target(fx, a.id);
-	assert_string_equal(str(t, "actual"), r3); /* the minimal form rolls nobody else back */
+	assert_string_equal(str(t, "actual"), r3); /* without auto_rollback, nobody else goes back */
 	assert_string_equal(str(json_object_get(t, "last_result"), "result"), "succeeded");
 	json_decref(t);
 	ro = rollout_get(fx, ro2_id);
@@ -1774,7 +1784,8 @@ static void test_rollout_prepare_approve_commit_then_rollback(void **state)
 	{
 		char *acts = actions_after(s, before2, ro2_id);
 
-		assert_string_equal(acts, "rollout.create,rollout.approve,rollout.failed,");
+		assert_string_equal(acts, "rollout.create,rollout.batch_started,rollout.approve,"
+					  "rollout.target_failed,rollout.failed,");
 		free(acts);
 	}
 	{

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fsutil.h"
+#include "fleet.h"
 #include "haproxy.h"
 #include "harness.h"
 #include "lb.h"
@@ -158,16 +158,8 @@ static void test_driver_against_haproxy(void **state)
 
 /* ------------------------------------------------------------ a cluster */
 
-#define NODE_DEADLINE_S 60
-#define LB_DEADLINE_S 20
-
-struct fx {
-	struct th_server srv;
-	struct th_haproxy h;
-	char *args[8];
-	size_t nargs;
-	char *cluster_body;
-};
+#define NODE_DEADLINE_S TH_FLEET_NODE_DEADLINE_S
+#define LB_DEADLINE_S TH_FLEET_LB_DEADLINE_S
 
 static const char *str(json_t *obj, const char *key)
 {
@@ -180,168 +172,27 @@ static void expect_status(const struct th_response *r, long status, const char *
 		fail_msg("%s: want %ld, got %ld %s", what, status, r->status, r->body);
 }
 
-static void call(struct fx *f, const char *method, const char *path, const char *body,
-		 struct th_response *r)
-{
-	th_json(&f->srv, method, path, f->srv.admin_token, body, r);
-}
-
-static json_t *get_json(struct fx *f, const char *path)
-{
-	struct th_request req = {.token = f->srv.admin_token};
-	struct th_response r;
-	json_t *out;
-
-	th_http(&f->srv, path, &req, &r);
-	expect_status(&r, 200, path);
-	out = json_incref(r.json);
-	th_response_free(&r);
-	return out;
-}
-
-static void dump(struct fx *f)
-{
-	json_t *all = get_json(f, "/api/v1/targets?cluster=educa");
-	char *text = json_dumps(all, JSON_INDENT(1)), *stat = th_haproxy_cmd(&f->h, "show stat");
-	char *log = NULL;
-	size_t len = 0;
-
-	fprintf(stderr, "# targets: %s\n# haproxy: %s\n", text, stat ? stat : "(unreachable)");
-	if (tn_read_file(f->srv.log_path, 1 << 22, &log, &len, NULL) == 0)
-		fprintf(stderr, "# server log (end):\n%s\n", len > 6000 ? log + len - 6000 : log);
-	free(log);
-	free(stat);
-	free(text);
-	json_decref(all);
-}
-
-/* The cluster's targets that are not removed once there are n of them,
- * all running, healthy and on their desired release. */
-static json_t *wait_running(struct fx *f, size_t n)
-{
-	double deadline = now_s() + NODE_DEADLINE_S;
-
-	for (;;) {
-		json_t *all = get_json(f, "/api/v1/targets?cluster=educa"), *live = json_array(), *t;
-		bool ok = true;
-		size_t i;
-
-		json_array_foreach(json_object_get(all, "items"), i, t) {
-			const char *actual = str(t, "actual");
-			const char *desired = str(json_object_get(t, "desired"), "release");
-
-			if (strcmp(str(t, "state"), "removed") == 0)
-				continue;
-			json_array_append(live, t);
-			if (strcmp(str(t, "state"), "running") != 0 ||
-			    strcmp(str(t, "health"), "healthy") != 0 ||
-			    strcmp(str(t, "phase"), "idle") != 0 || !actual || !desired ||
-			    strcmp(actual, desired) != 0)
-				ok = false;
-		}
-		json_decref(all);
-		if (ok && json_array_size(live) == n)
-			return live;
-		json_decref(live);
-		if (now_s() > deadline) {
-			dump(f);
-			fail_msg("%zu targets not running and healthy within %d s", n,
-				 NODE_DEADLINE_S);
-		}
-		pause_ms(100);
-	}
-}
-
-/* Waits until the backend holds n members, all UP; returns the seconds it
- * took. */
-static double wait_members(struct fx *f, size_t n)
-{
-	double start = now_s(), deadline = start + LB_DEADLINE_S;
-
-	for (;;) {
-		size_t up = 0, all = th_haproxy_members(&f->h, &up);
-
-		if (all == n && up == n)
-			return now_s() - start;
-		if (now_s() > deadline) {
-			dump(f);
-			fail_msg("the backend has %zu members (%zu up), not %zu up, after %d s", all,
-				 up, n, LB_DEADLINE_S);
-		}
-		pause_ms(50);
-	}
-}
-
-static void upload(struct fx *f, const char *name)
-{
-	char *zip = xasprintf("%s/distributions/%s.zip", TN_BUILDDIR, name);
-	struct th_request rq = {.method = "POST",
-				.token = f->srv.admin_token,
-				.content_type = "application/zip",
-				.upload_file = zip};
-	struct th_response r;
-
-	th_http(&f->srv, "/api/v1/distributions", &rq, &r);
-	expect_status(&r, 201, zip);
-	th_response_free(&r);
-	free(zip);
-}
-
-static void arg(struct fx *f, char *value)
-{
-	f->args[f->nargs++] = value;
-	f->args[f->nargs] = NULL;
-}
-
 /* One server, one HAProxy, the cluster educa of 3 local targets on educa
  * 1.0, all in service: made by the first case that needs it, kept for the
  * cases after it (3 nodes take a while to boot), torn down with the group. */
-static struct fx *cluster(void **state)
+static struct th_fleet *cluster(void **state)
 {
-	struct fx *f = *state;
+	static const char *const uploads[] = {"educa-1.0", NULL};
+	struct th_fleet *f = *state;
 
 	if (f)
 		return f;
 	f = xcalloc(1, sizeof *f);
-	unsigned low = 20500 + (unsigned)(getpid() % 11) * 1000;
-	struct th_response r;
-	json_t *live;
-
-	th_haproxy_start(&f->h, "educa");
-	arg(f, xstrdup("--provider"));
-	arg(f, xasprintf("local:ports=%u-%u", low, low + 99));
-	arg(f, xstrdup("--lb-interval"));
-	arg(f, xstrdup("300"));
-	th_server_start(&f->srv, (const char *const *)f->args);
-	upload(f, "educa-1.0");
-	f->cluster_body = xasprintf("{\"name\": \"educa\", \"distribution\": \"educa@1.0\", \"lb\": "
-				    "{\"driver\": \"haproxy\", \"admin\": \"%s\", \"backend\": "
-				    "\"educa\"}}",
-				    f->h.admin);
-	call(f, "POST", "/api/v1/clusters", f->cluster_body, &r);
-	expect_status(&r, 201, "create the cluster");
-	th_response_free(&r);
-	call(f, "POST", "/api/v1/targets", "{\"cluster\": \"educa\", \"count\": 3}", &r);
-	expect_status(&r, 202, "create 3 targets");
-	th_response_free(&r);
-	live = wait_running(f, 3);
-	json_decref(live);
 	*state = f;
-	wait_members(f, 3);
+	th_fleet_start(f, 5, true, uploads, "educa@1.0", 3);
 	return f;
 }
 
 static int teardown_cluster(void **state)
 {
-	struct fx *f = *state;
+	struct th_fleet *f = *state;
 
-	if (!f)
-		return 0;
-	th_server_destroy(&f->srv);
-	th_haproxy_destroy(&f->h);
-	for (size_t i = 0; i < f->nargs; i++)
-		free(f->args[i]);
-	free(f->cluster_body);
+	th_fleet_destroy(f);
 	free(f);
 	return 0;
 }
@@ -366,11 +217,10 @@ static size_t distinct_targets(const struct th_hit *hits, size_t n, double after
 }
 
 /* Polls the load until n distinct targets answered since after. */
-static void wait_traffic(struct fx *f, struct th_load *l, size_t n, double after)
+static void wait_traffic(struct th_fleet *f, struct th_load *l, size_t n, double after)
 {
 	double deadline = now_s() + LB_DEADLINE_S;
 
-	(void)f;
 	for (;;) {
 		const struct th_hit *hits;
 		size_t count, total, failed;
@@ -381,15 +231,15 @@ static void wait_traffic(struct fx *f, struct th_load *l, size_t n, double after
 		if (distinct_targets(hits, count, after) >= n)
 			return;
 		if (now_s() > deadline)
-			fail_msg("traffic reached %zu targets, not %zu (%zu requests, %zu failed)",
-				 distinct_targets(hits, count, after), n, total, failed);
+			th_fleet_fail(f, "traffic reached %zu targets, not %zu (%zu requests, %zu failed)",
+				      distinct_targets(hits, count, after), n, total, failed);
 		pause_ms(50);
 	}
 }
 
 static void test_membership_follows_the_cluster(void **state)
 {
-	struct fx *f = cluster(state);
+	struct th_fleet *f = cluster(state);
 	struct th_load *l = th_load_start(f->h.front_port, 2, 5);
 	const struct th_hit *hits;
 	json_t *live;
@@ -402,22 +252,22 @@ static void test_membership_follows_the_cluster(void **state)
 	wait_traffic(f, l, 3, t0);
 
 	/* a copy: four */
-	live = wait_running(f, 3);
+	live = th_fleet_wait_running(f, 3);
 	path = xasprintf("/api/v1/targets/%s/copy", str(json_array_get(live, 0), "id"));
-	call(f, "POST", path, NULL, &r);
+	th_fleet_call(f, "POST", path, NULL, &r);
 	expect_status(&r, 202, "copy a target");
 	th_response_free(&r);
 	free(path);
 	json_decref(live);
-	live = wait_running(f, 4);
-	wait_members(f, 4);
+	live = th_fleet_wait_running(f, 4);
+	th_fleet_wait_members(f, 4);
 	wait_traffic(f, l, 4, now_s());
 
 	/* a removal: three; the removed one gets no request once drained */
 	snprintf(gone, sizeof gone, "%s", str(json_array_get(live, 1), "id"));
 	json_decref(live);
 	path = xasprintf("/api/v1/targets/%s", gone);
-	call(f, "DELETE", path, NULL, &r);
+	th_fleet_call(f, "DELETE", path, NULL, &r);
 	expect_status(&r, 202, "remove a target");
 	th_response_free(&r);
 	free(path);
@@ -431,9 +281,9 @@ static void test_membership_follows_the_cluster(void **state)
 		else
 			pause_ms(10);
 	}
-	live = wait_running(f, 3);
+	live = th_fleet_wait_running(f, 3);
 	json_decref(live);
-	wait_members(f, 3);
+	th_fleet_wait_members(f, 3);
 	th_load_stop(l, &hits, &n);
 	th_load_counts(l, &total, &failed);
 	for (size_t i = 0; i < n; i++)
@@ -449,7 +299,7 @@ static void test_membership_follows_the_cluster(void **state)
 /* Sets the greeting of target id (a new release for it alone, switched at
  * once) and waits until it runs that release again healthy and is back in
  * service in the backend. */
-static void switch_target(struct fx *f, const char *id, const char *greeting, bool lb_up)
+static void switch_target(struct th_fleet *f, const char *id, const char *greeting, bool lb_up)
 {
 	char *path = xasprintf("/api/v1/targets/%s", id);
 	char *body = xasprintf("{\"config\": {\"org.educa.web\": {\"greeting\": \"%s\"}}}", greeting);
@@ -457,11 +307,11 @@ static void switch_target(struct fx *f, const char *id, const char *greeting, bo
 	struct th_response r;
 	char status[64];
 
-	call(f, "PATCH", path, body, &r);
+	th_fleet_call(f, "PATCH", path, body, &r);
 	expect_status(&r, 200, "patch a target's config");
 	th_response_free(&r);
 	for (;;) {
-		json_t *t = get_json(f, path);
+		json_t *t = th_fleet_get(f, path);
 		const char *desired = str(json_object_get(t, "desired"), "release");
 		const char *actual = str(t, "actual");
 		bool done = desired && actual && strcmp(desired, actual) == 0 &&
@@ -473,7 +323,7 @@ static void switch_target(struct fx *f, const char *id, const char *greeting, bo
 					strncmp(status, "UP", 2) == 0)))
 			break;
 		if (now_s() > deadline) {
-			dump(f);
+			th_fleet_dump(f);
 			fail_msg("%s did not switch to greeting %s and come back in %d s", id, greeting,
 				 NODE_DEADLINE_S);
 		}
@@ -485,8 +335,8 @@ static void switch_target(struct fx *f, const char *id, const char *greeting, bo
 
 static void test_zero_downtime_switches(void **state)
 {
-	struct fx *f = cluster(state);
-	json_t *live = wait_running(f, 3), *t;
+	struct th_fleet *f = cluster(state);
+	json_t *live = th_fleet_wait_running(f, 3), *t;
 	struct th_load *l = th_load_start(f->h.front_port, 2, 3);
 	const struct th_hit *hits;
 	double t0 = now_s(), begin, end;
@@ -526,26 +376,26 @@ static void test_zero_downtime_switches(void **state)
 
 static void test_haproxy_restart_gets_members_back(void **state)
 {
-	struct fx *f = cluster(state);
-	json_t *live = wait_running(f, 3);
+	struct th_fleet *f = cluster(state);
+	json_t *live = th_fleet_wait_running(f, 3);
 	double took;
 
-	wait_members(f, 3);
+	th_fleet_wait_members(f, 3);
 	th_haproxy_restart(&f->h);
 	/* its original config has an empty backend */
 	assert_int_equal(th_haproxy_members(&f->h, NULL), 0);
-	took = wait_members(f, 3);
+	took = th_fleet_wait_members(f, 3);
 	printf("# haproxy restarted: all 3 targets back in service after %.1f s\n", took);
 	json_decref(live);
 }
 
 /* lb_status of the cluster once its state is want. */
-static json_t *wait_lb_status(struct fx *f, const char *want)
+static json_t *wait_lb_status(struct th_fleet *f, const char *want)
 {
 	double deadline = now_s() + LB_DEADLINE_S;
 
 	for (;;) {
-		json_t *c = get_json(f, "/api/v1/clusters/educa");
+		json_t *c = th_fleet_get(f, "/api/v1/clusters/educa");
 		json_t *st = json_incref(json_object_get(c, "lb_status"));
 
 		json_decref(c);
@@ -553,7 +403,7 @@ static json_t *wait_lb_status(struct fx *f, const char *want)
 			return st;
 		json_decref(st);
 		if (now_s() > deadline) {
-			dump(f);
+			th_fleet_dump(f);
 			fail_msg("lb_status not %s within %d s", want, LB_DEADLINE_S);
 		}
 		pause_ms(50);
@@ -562,8 +412,8 @@ static json_t *wait_lb_status(struct fx *f, const char *want)
 
 static void test_haproxy_unreachable_then_back(void **state)
 {
-	struct fx *f = cluster(state);
-	json_t *live = wait_running(f, 3), *st, *events, *e;
+	struct th_fleet *f = cluster(state);
+	json_t *live = th_fleet_wait_running(f, 3), *st, *events, *e;
 	long long mark = th_last_event_id(&f->srv);
 	bool audited = false;
 	size_t i;
@@ -587,7 +437,7 @@ static void test_haproxy_unreachable_then_back(void **state)
 	th_haproxy_restart(&f->h);
 	st = wait_lb_status(f, "ok");
 	json_decref(st);
-	printf("# haproxy back: all 3 targets in service again after %.1f s\n", wait_members(f, 3));
+	printf("# haproxy back: all 3 targets in service again after %.1f s\n", th_fleet_wait_members(f, 3));
 	json_decref(live);
 }
 

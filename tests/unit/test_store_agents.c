@@ -195,7 +195,7 @@ static int64_t revision_number(struct tn_store *store, const char *cluster, cons
 
 /* ---- schema */
 
-/* A version 1 file (migrations 2 and 3 undone underneath, as an older
+/* A version 1 file (migrations 2 to 4 undone underneath, as an older
  * tender-server left it) with data in it: opening it migrates to the latest
  * version and keeps the rows. */
 static void test_migration_1_to_2_keeps_data(void **state)
@@ -205,7 +205,7 @@ static void test_migration_1_to_2_keeps_data(void **state)
 	json_t *t;
 	char *id;
 
-	assert_int_equal(tn_store_schema_version(), 3);
+	assert_int_equal(tn_store_schema_version(), 4);
 	put_cluster(f->store, "educa", NULL, NULL);
 	id = put_target(f->store, "educa", "running", "10.0.0.9");
 	tn_store_close(f->store);
@@ -223,14 +223,16 @@ static void test_migration_1_to_2_keeps_data(void **state)
 			  "ALTER TABLE targets DROP COLUMN serves_port;"
 			  "ALTER TABLE rollout_targets DROP COLUMN from_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN to_release;"
+			  "ALTER TABLE rollout_targets DROP COLUMN switched_at;"
+			  "ALTER TABLE rollout_targets DROP COLUMN prepared;"
 			  "PRAGMA user_version = 1;");
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 20);
 
 	assert_int_equal(tn_store_open(f->path, &f->store, &err), 0);
-	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 29);
 	assert_int_equal(
-	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 7);
+	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 9);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 					  " AND name IN ('rollouts_one_active',"
 					  " 'rollouts_cluster_seq')"),
@@ -731,7 +733,8 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_equal(json_array_size(json_object_get(r, "batches")), 1);
 	batch = json_array_get(json_object_get(r, "batches"), 0);
 	assert_int_equal(json_integer_value(json_object_get(batch, "index")), 0);
-	assert_string_equal(str(batch, "state"), "pending_approval");
+	assert_string_equal(str(batch, "state"), "pending"); /* none has begun */
+	assert_int_equal(json_integer_value(json_object_get(r, "prepared")), 0);
 	assert_int_equal(json_array_size(json_object_get(batch, "targets")), 2);
 	bt = json_array_get(json_object_get(batch, "targets"), 0);
 	assert_string_equal(str(bt, "id"), t1);
@@ -769,11 +772,12 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_not_equal(tn_store_rollout_for_target(f->store, stranger, &ft, &err), 0);
 	assert_int_equal(err.code, TN_E_NOT_FOUND);
 
-	/* approval makes the to-revision current */
+	/* approval records who and when; the to-revision is current only
+	 * once the rollout succeeded */
 	assert_int_equal(tn_store_rollout_approve(f->store, id, "boss", 0, &err), 0);
-	assert_int_equal(revision_number(f->store, "prod", &dist), 2);
-	assert_string_equal(dist, "educa@1.1.0");
+	assert_int_equal(revision_number(f->store, "prod", &dist), 1);
 	assert_int_equal(tn_store_rollout_set_state(f->store, id, "running", &err), 0);
+	assert_int_equal(tn_store_rollout_set_prepared(f->store, id, t2, &err), 0);
 	assert_int_equal(tn_store_rollout_target_set(f->store, id, t1, "succeeded", NULL, &err), 0);
 	assert_int_equal(tn_store_rollout_get(f->store, id, &r, &err), 0);
 	assert_string_equal(str(r, "state"), "running");
@@ -786,6 +790,7 @@ static void test_rollout_create_get_approve(void **state)
 			 0);
 	batch = json_array_get(json_object_get(r, "batches"), 0);
 	assert_string_equal(str(batch, "state"), "running"); /* t2 still pending */
+	assert_int_equal(json_integer_value(json_object_get(r, "prepared")), 1);
 	json_decref(r);
 	assert_int_equal(
 	    tn_store_rollout_target_set(f->store, id, t2, "failed", "probe: 500", &err), 0);
@@ -795,6 +800,7 @@ static void test_rollout_create_get_approve(void **state)
 	bt = json_array_get(json_object_get(batch, "targets"), 1);
 	assert_string_equal(str(bt, "state"), "failed");
 	assert_string_equal(str(bt, "message"), "probe: 500");
+	assert_true(json_is_true(json_object_get(bt, "prepared")));
 	json_decref(r);
 	assert_int_equal(tn_store_rollout_for_target(f->store, t2, &ft, &err), 0);
 	assert_string_equal(str(ft, "state"), "running");
@@ -811,6 +817,8 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_not_equal(tn_store_rollout_set_state(f->store, id, "done-ish", &err), 0);
 	assert_int_equal(err.code, TN_E_INVALID);
 	assert_int_equal(tn_store_rollout_set_state(f->store, id, "succeeded", &err), 0);
+	assert_int_equal(revision_number(f->store, "prod", &dist), 2);
+	assert_string_equal(dist, "educa@1.1.0");
 	assert_int_not_equal(tn_store_rollout_for_target(f->store, t1, &ft, &err), 0);
 	assert_int_equal(err.code, TN_E_NOT_FOUND);
 	assert_int_not_equal(tn_store_rollout_approve(f->store, id, "boss", 1, &err), 0);

@@ -1,0 +1,250 @@
+/* fleet.c - see fleet.h. */
+#include "fleet.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "nodes.h"
+#include "xalloc.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static const char *str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static bool is(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+void th_fleet_dump(struct th_fleet *f)
+{
+	struct th_request req = {.token = f->srv.admin_token};
+	struct th_response r;
+	char *text, *stat = f->with_lb ? th_haproxy_cmd(&f->h, "show stat") : NULL;
+	char *log = NULL;
+	size_t len = 0;
+
+	th_http(&f->srv, "/api/v1/targets?cluster=educa", &req, &r);
+	text = r.json ? json_dumps(r.json, JSON_INDENT(1)) : xstrdup(r.body ? r.body : "");
+	fprintf(stderr, "# targets: %s\n", text);
+	if (f->with_lb)
+		fprintf(stderr, "# haproxy: %s\n", stat ? stat : "(unreachable)");
+	if (tn_read_file(f->srv.log_path, 1 << 22, &log, &len, NULL) == 0)
+		fprintf(stderr, "# server log (end):\n%s\n", len > 8000 ? log + len - 8000 : log);
+	free(log);
+	free(stat);
+	free(text);
+	th_response_free(&r);
+}
+
+void th_fleet_fail(struct th_fleet *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("fleet: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	th_fleet_dump(f);
+	abort();
+}
+
+void th_fleet_call(struct th_fleet *f, const char *method, const char *path, const char *body,
+		   struct th_response *r)
+{
+	th_json(&f->srv, method, path, f->srv.admin_token, body, r);
+}
+
+json_t *th_fleet_get(struct th_fleet *f, const char *path)
+{
+	struct th_request req = {.token = f->srv.admin_token};
+	struct th_response r;
+	json_t *out;
+
+	th_http(&f->srv, path, &req, &r);
+	if (r.status != 200)
+		th_fleet_fail(f, "GET %s: %ld %s", path, r.status, r.body);
+	out = json_incref(r.json);
+	th_response_free(&r);
+	return out;
+}
+
+void th_fleet_upload(struct th_fleet *f, const char *name)
+{
+	char *zip = xasprintf("%s/distributions/%s.zip", TN_BUILDDIR, name);
+	struct th_request rq = {.method = "POST",
+				.token = f->srv.admin_token,
+				.content_type = "application/zip",
+				.upload_file = zip};
+	struct th_response r;
+
+	th_http(&f->srv, "/api/v1/distributions", &rq, &r);
+	if (r.status != 201)
+		th_fleet_fail(f, "upload %s: %ld %s", zip, r.status, r.body);
+	th_response_free(&r);
+	free(zip);
+}
+
+json_t *th_fleet_wait_running(struct th_fleet *f, size_t n)
+{
+	double deadline = now_s() + TH_FLEET_NODE_DEADLINE_S;
+
+	for (;;) {
+		json_t *all = th_fleet_get(f, "/api/v1/targets?cluster=educa&limit=500");
+		json_t *live = json_array(), *t;
+		bool ok = true;
+		size_t i;
+
+		json_array_foreach(json_object_get(all, "items"), i, t) {
+			const char *actual = str(t, "actual");
+
+			if (is(str(t, "state"), "removed"))
+				continue;
+			json_array_append(live, t);
+			if (!is(str(t, "state"), "running") || !is(str(t, "health"), "healthy") ||
+			    !is(str(t, "phase"), "idle") ||
+			    !is(actual, str(json_object_get(t, "desired"), "release")))
+				ok = false;
+		}
+		json_decref(all);
+		if (ok && json_array_size(live) == n)
+			return live;
+		json_decref(live);
+		if (now_s() > deadline)
+			th_fleet_fail(f, "%zu targets not running and healthy within %d s", n,
+				      TH_FLEET_NODE_DEADLINE_S);
+		pause_ms(100);
+	}
+}
+
+double th_fleet_wait_members(struct th_fleet *f, size_t n)
+{
+	double start = now_s(), deadline = start + TH_FLEET_LB_DEADLINE_S;
+
+	for (;;) {
+		size_t up = 0, all = th_haproxy_members(&f->h, &up);
+
+		if (all == n && up == n)
+			return now_s() - start;
+		if (now_s() > deadline)
+			th_fleet_fail(f, "the backend has %zu members (%zu up), not %zu up, after %d s",
+				      all, up, n, TH_FLEET_LB_DEADLINE_S);
+		pause_ms(50);
+	}
+}
+
+json_t *th_fleet_wait_rollout(struct th_fleet *f, const char *id, const char *states)
+{
+	double deadline = now_s() + 2 * TH_FLEET_NODE_DEADLINE_S;
+	char *path = xasprintf("/api/v1/rollouts/%s", id);
+
+	for (;;) {
+		json_t *r = th_fleet_get(f, path);
+		const char *state = str(r, "state");
+		size_t len = state ? strlen(state) : 0;
+
+		for (const char *p = states; state && *p;) {
+			size_t n = strcspn(p, "|");
+
+			if (n == len && strncmp(p, state, n) == 0) {
+				free(path);
+				return r;
+			}
+			p += n + (p[n] == '|');
+		}
+		if (now_s() > deadline) {
+			char *text = json_dumps(r, JSON_INDENT(1));
+
+			fprintf(stderr, "# rollout: %s\n", text);
+			free(text);
+			th_fleet_fail(f, "rollout %s not %s within %d s", id, states,
+				      2 * TH_FLEET_NODE_DEADLINE_S);
+		}
+		json_decref(r);
+		pause_ms(100);
+	}
+}
+
+static void arg(struct th_fleet *f, char *value)
+{
+	f->args[f->nargs++] = value;
+	f->args[f->nargs] = NULL;
+}
+
+void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
+		    const char *const *uploads, const char *dist, size_t n)
+{
+	unsigned low = 20000 + (unsigned)(getpid() % 11) * 1000 + (range % 10) * 100;
+	struct th_response r;
+	char *body, *lb;
+	json_t *live;
+
+	memset(f, 0, sizeof *f);
+	f->with_lb = with_lb;
+	if (with_lb)
+		th_haproxy_start(&f->h, "educa");
+	arg(f, xstrdup("--provider"));
+	arg(f, xasprintf("local:ports=%u-%u", low, low + 99));
+	arg(f, xstrdup("--lb-interval"));
+	arg(f, xstrdup("300"));
+	th_server_start(&f->srv, (const char *const *)f->args);
+	th_guard_dir(f->srv.data_dir);
+	for (size_t i = 0; uploads && uploads[i]; i++)
+		th_fleet_upload(f, uploads[i]);
+	lb = with_lb ? xasprintf("{\"driver\": \"haproxy\", \"admin\": \"%s\", \"backend\": "
+				 "\"educa\"}",
+				 f->h.admin)
+		     : xstrdup("{\"driver\": \"none\"}");
+	body = xasprintf("{\"name\": \"educa\", \"distribution\": \"%s\", \"lb\": %s}", dist, lb);
+	th_fleet_call(f, "POST", "/api/v1/clusters", body, &r);
+	if (r.status != 201)
+		th_fleet_fail(f, "create the cluster: %ld %s", r.status, r.body);
+	th_response_free(&r);
+	free(body);
+	free(lb);
+	body = xasprintf("{\"cluster\": \"educa\", \"count\": %zu}", n);
+	th_fleet_call(f, "POST", "/api/v1/targets", body, &r);
+	if (r.status != 202)
+		th_fleet_fail(f, "create %zu targets: %ld %s", n, r.status, r.body);
+	th_response_free(&r);
+	free(body);
+	live = th_fleet_wait_running(f, n);
+	json_decref(live);
+	if (with_lb)
+		th_fleet_wait_members(f, n);
+}
+
+void th_fleet_destroy(struct th_fleet *f)
+{
+	if (!f)
+		return;
+	if (f->srv.data_dir && th_kill_under(f->srv.data_dir))
+		fprintf(stderr, "# processes under %s survived\n", f->srv.data_dir);
+	th_server_destroy(&f->srv);
+	th_haproxy_destroy(&f->h);
+	for (size_t i = 0; i < f->nargs; i++)
+		free(f->args[i]);
+	memset(f, 0, sizeof *f);
+}
