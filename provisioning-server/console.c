@@ -45,10 +45,19 @@ char *tn_console_default_dir(const char *exe_dir, const char *build_dir, const c
 {
 	char a[PATH_MAX], b[PATH_MAX];
 
+	char *dir;
+
 	if (exe_dir && build_dir && src_dir && realpath(exe_dir, a) && realpath(build_dir, b) &&
 	    strcmp(a, b) == 0)
-		return xasprintf("%s/web", src_dir);
-	return xasprintf("%s/web", pkgdata_dir);
+		dir = xasprintf("%s/web", src_dir);
+	else
+		dir = xasprintf("%s/web", pkgdata_dir);
+	/* "build/../web" reads better as "web" in the log */
+	if (realpath(dir, a)) {
+		free(dir);
+		dir = xstrdup(a);
+	}
+	return dir;
 }
 
 const char *tn_console_content_type(const char *name)

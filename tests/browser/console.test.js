@@ -132,7 +132,8 @@ async function main() {
       const t0 = Date.now();
       try {
         await s.fn(ctx);
-        console.log(`ok ${count} - ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        console.log(`ok ${count} - ${s.name}`);
+        diag(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
       } catch (e) {
         failed++;
         stopped = s.name;
