@@ -46,6 +46,29 @@
     return append(el, children);
   }
 
+  // Re-renders container for a live refresh without losing what the user
+  // has in front of them: the control that had the keyboard focus (found
+  // again by its id or aria-label) gets it back, and error messages (the
+  // elements with data-err) keep their text until the next action.
+  function rerender(container, render) {
+    const had = document.activeElement;
+    let sel = null;
+    if (had && had !== document.body && container.contains(had)) {
+      if (had.id) sel = `#${CSS.escape(had.id)}`;
+      else if (had.getAttribute('aria-label')) sel = `${had.tagName}[aria-label="${CSS.escape(had.getAttribute('aria-label'))}"]`;
+    }
+    const errors = new Map();
+    for (const el of container.querySelectorAll('[data-err]')) if (el.textContent) errors.set(el.dataset.err, el.textContent);
+    render();
+    for (const el of container.querySelectorAll('[data-err]')) {
+      if (errors.has(el.dataset.err)) el.textContent = errors.get(el.dataset.err);
+    }
+    if (sel && !container.contains(had)) {
+      const again = container.querySelector(sel);
+      if (again) again.focus({ preventScroll: true });
+    }
+  }
+
   // ------------------------------------------------------------ API
 
   class ApiError extends Error {
@@ -113,18 +136,28 @@
     el.textContent = text;
   }
 
-  // Runs an action from a button: disables it meanwhile, shows a failure
-  // in errEl; returns the action's value or undefined when it failed.
+  // Runs an action from a button: a second press meanwhile is ignored, a
+  // failure is shown in errEl; returns the action's value or undefined when
+  // it failed.  The button is marked aria-disabled, not disabled: a
+  // disabled button drops the keyboard focus.
+  const inFlight = new WeakSet();
   async function act(button, errEl, fn) {
+    if (button && inFlight.has(button)) return undefined;
     showError(errEl, null);
-    if (button) button.disabled = true;
+    if (button) {
+      inFlight.add(button);
+      button.setAttribute('aria-disabled', 'true');
+    }
     try {
       return await fn();
     } catch (e) {
       showError(errEl, e);
       return undefined;
     } finally {
-      if (button) button.disabled = false;
+      if (button) {
+        inFlight.delete(button);
+        button.removeAttribute('aria-disabled');
+      }
     }
   }
 
@@ -303,9 +336,15 @@
     }, 200);
   }
 
+  // Otherwise a slower look now and then: health turns stale without an event.
+  const IDLE_POLL_MS = 15000;
+  let lastPoll = 0;
   setInterval(() => {
-    if (token && state.busy[state.view] && document.visibilityState === 'visible' && state.view !== 'events')
-      refresh(state.view);
+    if (!token || document.visibilityState !== 'visible' || state.view === 'events') return;
+    const every = state.busy[state.view] ? BUSY_POLL_MS : IDLE_POLL_MS;
+    if (Date.now() - lastPoll < every) return;
+    lastPoll = Date.now();
+    refresh(state.view);
   }, BUSY_POLL_MS);
   // Relative times ("12 s ago") age even when nothing changes.
   setInterval(() => {
@@ -392,27 +431,21 @@
     const enrollShown = {};
     for (const pre of box.querySelectorAll('.enroll-box:not([hidden])')) enrollShown[pre.dataset.cluster] = pre;
     let busy = false;
-    if (!state.clusters.length) {
-      fill(box, h('p', { class: 'empty' }, 'No clusters yet. Create one below, then add targets to it.'));
-    } else {
-      fill(box, state.clusters.map((c) => {
-        const targets = state.targets.filter((t) => t.cluster === c.name && (showRemoved || t.state !== 'removed'));
-        for (const t of targets) if (TRANSIENT.has(t.state) || (t.phase && t.phase !== 'idle')) busy = true;
-        const card = clusterCard(c, targets);
-        // An enrollment command on screen stays there across refreshes.
-        if (open.has(c.name)) {
-          const old = enrollShown[c.name];
-          const slot = card.querySelector('.enroll-box');
-          slot.replaceWith(old);
-        }
-        return card;
-      }));
-    }
+    const cards = state.clusters.map((c) => {
+      const targets = state.targets.filter((t) => t.cluster === c.name && (showRemoved || t.state !== 'removed'));
+      for (const t of targets) if (TRANSIENT.has(t.state) || (t.phase && t.phase !== 'idle')) busy = true;
+      const card = clusterCard(c, targets);
+      // An enrollment command on screen stays there across refreshes.
+      if (open.has(c.name)) card.querySelector('.enroll-box').replaceWith(enrollShown[c.name]);
+      return card;
+    });
+    rerender(box, () => fill(box, cards.length ? cards
+      : h('p', { class: 'empty' }, 'No clusters yet. Create one below, then add targets to it.')));
     state.busy.targets = busy;
   }
 
   function clusterCard(c, targets) {
-    const errEl = h('p', { class: 'error', role: 'alert' });
+    const errEl = h('p', { class: 'error', role: 'alert', dataset: { err: `cluster:${c.name}` } });
     const rev = c.revision || {};
     // How many targets run each version, and at which generation.
     const counts = new Map();
@@ -605,6 +638,7 @@
     const status = $('#upload-status');
     const bar = $('#upload-progress');
     const button = $('#upload-button');
+    if (button.getAttribute('aria-disabled') === 'true') return; // one upload at a time
     showError(errEl, null);
     if (!file) { errEl.textContent = 'Choose a distribution archive (.zip) first.'; return; }
     // XMLHttpRequest, not fetch: only it reports upload progress.
@@ -616,7 +650,7 @@
     bar.value = 0;
     bar.max = 100;
     status.textContent = `Uploading ${file.name}…`;
-    button.disabled = true;
+    button.setAttribute('aria-disabled', 'true');
     xhr.upload.addEventListener('progress', (e) => {
       if (!e.lengthComputable) return;
       bar.value = Math.round((e.loaded / e.total) * 100);
@@ -627,7 +661,7 @@
       status.textContent = `Sent ${bytes(file.size)}; the server is checking the archive…`;
     });
     xhr.addEventListener('loadend', () => {
-      button.disabled = false;
+      button.removeAttribute('aria-disabled');
       if (xhr.status >= 200 && xhr.status < 300) {
         let d = {};
         try { d = JSON.parse(xhr.responseText); } catch (e) { /* shown plainly */ }
@@ -727,7 +761,7 @@
       if (r.state === 'succeeded') undoable.add(r.id);
     }
     for (const r of active) for (const u of [...undoable]) if (state.rollouts.find((x) => x.id === u).cluster === r.cluster) undoable.delete(u);
-    fill(box,
+    rerender(box, () => fill(box,
       h('h3', null, 'Active'),
       active.length ? active.map((r) => rolloutCard(r, true, false)) : h('p', { class: 'empty' }, 'No rollout is active.'),
       h('h3', null, 'Finished'),
@@ -735,7 +769,7 @@
         const d = h('details', { class: 'card', dataset: { rollout: r.id }, open: openIds.has(r.id) },
           h('summary', null, rolloutTitle(r)), rolloutBody(r, false, undoable.has(r.id)));
         return d;
-      }) : h('p', { class: 'empty' }, 'None yet.'));
+      }) : h('p', { class: 'empty' }, 'None yet.')));
   }
 
   function rolloutTitle(r) {
@@ -751,7 +785,7 @@
   }
 
   function rolloutBody(r, live, undo) {
-    const errEl = h('p', { class: 'error', role: 'alert' });
+    const errEl = h('p', { class: 'error', role: 'alert', dataset: { err: `rollout:${r.id}` } });
     const all = r.batches.flatMap((b) => b.targets);
     const finished = all.filter((t) => !['pending', 'switching'].includes(t.state)).length;
     const verb = (name, label, cls) => h('button', {

@@ -463,6 +463,29 @@ step('"Forget token" signs out', async ({ page }) => {
   assert(await page.evaluate(() => sessionStorage.getItem('tender.token')) === null, 'the token is still kept');
 });
 
+step('with a viewer\'s token, a write is refused in plain words next to its button, and the message stays through live refreshes', async ({ page }) => {
+  const viewer = await apiCall('POST', '/api/v1/tokens', { name: 'watcher', role: 'viewer' });
+  await page.getByRole('textbox', { name: 'API token' }).fill(viewer.token);
+  await page.getByRole('button', { name: 'Use this token' }).click();
+  await page.locator('#nav').waitFor({ state: 'visible', timeout: UI_MS });
+  await view(page, 'Targets');
+  const add = page.getByRole('button', { name: 'Add a target to cluster educa' });
+  await add.focus();
+  await page.keyboard.press('Enter');
+  const err = page.locator('#clusters [data-err="cluster:educa"]');
+  await until(page, 'the refusal', () => document.querySelector('#clusters [data-err="cluster:educa"]').textContent !== '');
+  const msg = await err.textContent();
+  assert(/^Not allowed: .*viewer.*needs operator/.test(msg), `the refusal reads: ${msg}`);
+  // The refused write is an audit event: the view refreshes, and keeps the
+  // message and the keyboard focus.
+  await page.waitForTimeout(2500);
+  assert(await err.textContent() === msg, 'the message went with a refresh');
+  const focused = await page.evaluate(() => document.activeElement.getAttribute('aria-label'));
+  assert(focused === 'Add a target to cluster educa', `the focus is on ${focused}`);
+  await shot(page, 'targets-refused');
+  assert((await targetRows(page)).length === 2, 'a viewer added a target');
+});
+
 main().then((code) => process.exit(code), (e) => {
   console.log(`not ok ${count + 1} - the browser run`);
   diag(e.stack || e.message);
