@@ -229,15 +229,15 @@
     sessionStorage.removeItem(TOKEN_KEY);
     if (state.stream) state.stream.abort();
     state.stream = null;
-    showLogin(message);
+    showLogin(message ? `The server refused the token: ${message}` : '');
   }
 
-  function showLogin(message) {
+  function showLogin(text) {
     $('#nav').hidden = true;
     $('#session').hidden = true;
     for (const v of VIEWS) $(`#view-${v}`).hidden = true;
     $('#login').hidden = false;
-    $('#login-error').textContent = message ? `The server refused the token: ${message}` : '';
+    $('#login-error').textContent = text || '';
     $('#token').focus();
   }
 
@@ -1054,6 +1054,8 @@
   }
 
   function onEvent(e) {
+    // The distributions other views offer are read again when they change.
+    if (/^(distribution|bundle)\./.test(e.action)) state.distributions = [];
     if (state.events.length && e.id <= state.events[state.events.length - 1].id) return;
     state.events.push(e);
     if (state.events.length > EVENTS_KEPT) state.events.shift();
@@ -1154,7 +1156,9 @@
   // ------------------------------------------------------------ start
 
   if (token) {
-    signIn(token).catch((e) => showLogin(e.message));
+    // A refused token is signed out (and said so) by api(); anything else,
+    // a server that cannot be reached, is said as it is.
+    signIn(token).catch((e) => { if (!(e instanceof ApiError && e.status === 401)) showLogin(e.message); });
   } else {
     showLogin(null);
   }
