@@ -165,7 +165,8 @@ static int serve(struct tn_request *req, struct tn_response *resp, const char *n
 	int rc;
 
 	if (!dir)
-		return tn_fail(err, TN_E_NOT_FOUND, "this server serves no console (see --web-dir)");
+		return tn_fail(err, TN_E_NOT_FOUND,
+			       "this server serves no console (see --web-dir)");
 	if (!tn_console_name_ok(name))
 		return tn_fail(err, TN_E_NOT_FOUND, "no such console file: %s", name);
 	if ((rc = read_file_in(dir, name, &body, &len, err)) != 0)

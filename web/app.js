@@ -301,6 +301,12 @@
   }
   window.addEventListener('hashchange', route);
 
+  // Each view says, under its title, when it could not be read.
+  for (const v of VIEWS) {
+    const head = $(`#view-${v} .view-head`);
+    head.after(h('p', { class: 'error load-error', role: 'alert', id: `${v}-load-error` }));
+  }
+
   // Re-reads what a view shows; concurrent calls for the same view are
   // folded into one (events arrive in bursts).
   const loading = {};
@@ -311,10 +317,14 @@
     entry.p = (async () => {
       do {
         entry.again = false;
+        const errEl = $(`#${view}-load-error`);
         try {
           await loaders[view]();
+          errEl.textContent = '';
         } catch (e) {
-          if (!(e instanceof ApiError && e.status === 401)) console.warn(`refresh ${view}:`, e);
+          if (!(e instanceof ApiError && e.status === 401)) {
+            errEl.textContent = `This view could not be brought up to date: ${e.message}`;
+          }
         }
       } while (entry.again);
       delete loading[view];
