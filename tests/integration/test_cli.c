@@ -2,7 +2,7 @@
  * against a real tender-server: every verb, its JSON output parsed and
  * checked, its table checked for headers and a row; the exit statuses (0
  * done, 1 refused with the server's message as is, 2 usage with a hint, 3
- * unreachable); the verbs that wait for a newer server; --help everywhere;
+ * unreachable); every verb reaching this server; webhooks; --help everywhere;
  * the config from flags, environment and file; the progress bar on a
  * terminal only; and the bash completion against the help.
  * One server for the whole group; each test uses its own names. */
@@ -310,7 +310,6 @@ static void test_help_for_every_command(void **state)
 	static const char *const nouns[] = {"bundle", "dist",	 "cluster", "target",
 					    "rollout", "events", "webhook", "token",
 					    "enroll-command"};
-	static const char *const newer[] = {"webhook add", "webhook ls", "webhook rm"};
 	struct fx *fx = *state;
 	char *commands = help_commands(fx), *save = NULL, *line;
 	size_t seen = 0;
@@ -330,7 +329,6 @@ static void test_help_for_every_command(void **state)
 	}
 	for (line = strtok_r(commands, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char noun[64] = "", verb[64] = "", *usage;
-		bool needs_newer = false;
 
 		seen++;
 		if (sscanf(line, "%63s %63s", noun, verb) == 2)
@@ -340,12 +338,8 @@ static void test_help_for_every_command(void **state)
 		usage = xasprintf("Usage: tender %s", line);
 		expect_in(r.out, usage, line);
 		expect_in(r.out, "--output", line); /* the global options too */
-		for (size_t i = 0; i < sizeof newer / sizeof newer[0]; i++)
-			needs_newer |= strcmp(newer[i], line) == 0;
-		if (needs_newer)
-			expect_in(r.out, "Needs a newer server", line);
-		else
-			expect_not_in(r.out, "Needs a newer server", line);
+		/* every endpoint is in this server: no verb waits for a newer one */
+		expect_not_in(r.out, "Needs a newer server", line);
 		th_run_free(&r);
 		free(usage);
 	}
@@ -976,40 +970,17 @@ static void test_cluster_create_ls_show_set_rm(void **state)
 
 /* ------------------------------------------------------------ the verbs that wait */
 
-static void test_verbs_waiting_for_a_newer_server(void **state)
+static void test_every_verb_reaches_this_server(void **state)
 {
 	struct fx *fx = *state;
-	static const struct {
-		const char *args[8];
-		const char *message;
-	} cases[] = {
-	    {{"webhook", "add", "http://example.com/hook", "--events", "rollout.failed"},
-	     "this server does not support webhook add yet (HTTP 404 on POST /api/v1/webhooks)"},
-	    {{"webhook", "ls"},
-	     "this server does not support webhook ls yet (HTTP 404 on GET "
-	     "/api/v1/webhooks?limit=1000)"},
-	    {{"webhook", "rm", "w-1"},
-	     "this server does not support webhook rm yet (HTTP 404 on DELETE "
-	     "/api/v1/webhooks/w-1)"},
-	};
 	struct th_run r;
 
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *env[8];
-		char *want = xasprintf("tender: %s\n", cases[i].message);
-
-		default_env(fx, env);
-		th_tender(&r, cases[i].args, env);
-		expect_exit(&r, 1, cases[i].message);
-		assert_string_equal(r.err, want);
-		th_run_free(&r);
-		free(want);
-	}
 	/* an object the existing routes do not know is the server's own 404 */
 	run(fx, &r, 1, "target", "show", "t-nosuchtarget", NULL);
 	expect_not_in(r.err, "does not support", "a missing target");
 	th_run_free(&r);
-	/* the rollout verbs and undo reach this server: its own refusals, as is */
+	/* the rollout verbs, undo and webhooks reach this server: its own
+	 * refusals, as is */
 	{
 		static const struct {
 			const char *args[4];
@@ -1023,6 +994,7 @@ static void test_verbs_waiting_for_a_newer_server(void **state)
 		     "/api/v1/rollouts/r-nosuchrollout/abort"},
 		    {{"cluster", "undo", "nosuchcluster"}, "POST",
 		     "/api/v1/clusters/nosuchcluster/undo"},
+		    {{"webhook", "rm", "w-nosuch"}, "DELETE", "/api/v1/webhooks/w-nosuch"},
 		};
 
 		for (size_t i = 0; i < sizeof reach / sizeof reach[0]; i++) {
@@ -2042,6 +2014,82 @@ static void test_token_create_ls_revoke(void **state)
 	free(secret);
 }
 
+/* ------------------------------------------------------------ webhooks */
+
+static void test_webhook_add_ls_rm(void **state)
+{
+	struct fx *fx = *state;
+	struct th_run r;
+	json_t *j, *w = NULL, *item;
+	char *id, *message;
+	size_t i;
+
+	run(fx, &r, 0, "-o", "json", "webhook", "add", "http://127.0.0.1:9/cli-hook", "--events",
+	    "rollout.failed,rollout.succeeded", "-e", "cluster.*", NULL);
+	j = out_json(&r);
+	assert_true(strncmp(str(j, "id"), "w-", 2) == 0);
+	assert_string_equal(str(j, "url"), "http://127.0.0.1:9/cli-hook");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "events"), 2)),
+			    "cluster.*");
+	assert_non_null(str(j, "public_key"));
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "add", "http://127.0.0.1:9/cli-other", "--events", "*", NULL);
+	expect_in(r.out, "added webhook w-", "add");
+	expect_in(r.out, "deliveries are signed with the key ", "add");
+	th_run_free(&r);
+
+	/* a viewer lists them */
+	run(fx, &r, 0, "--token", fx->viewer, "-o", "json", "webhook", "ls", NULL);
+	j = out_json(&r);
+	json_array_foreach(json_object_get(j, "items"), i, item) {
+		if (strcmp(str(item, "id"), id) == 0)
+			w = item;
+	}
+	assert_non_null(w);
+	assert_non_null(json_object_get(w, "deliveries"));
+	json_decref(j);
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_in(r.out, "EVENTS", "header");
+	expect_in(r.out, "LAST", "header");
+	expect_in(r.out, id, "a row");
+	expect_in(r.out, "rollout.failed,rollout.succeeded,cluster.*", "the events");
+	th_run_free(&r);
+
+	/* refusals are the server's own messages */
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->srv.admin_token,
+				 "{\"url\": \"ftp://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "webhook", "add", "ftp://h/x", "--events", "*", NULL);
+	expect_in(r.err, message, "an ftp url");
+	th_run_free(&r);
+	free(message);
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->viewer,
+				 "{\"url\": \"http://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "--token", fx->viewer, "webhook", "add", "http://h/x", "--events", "*",
+	    NULL);
+	expect_in(r.err, message, "a viewer adding");
+	th_run_free(&r);
+	free(message);
+	run(fx, &r, 2, "webhook", "add", "http://h/x", NULL);
+	expect_in(r.err, "--events is required", "no --events");
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "rm", id, NULL);
+	expect_in(r.out, "removed webhook", "rm");
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_not_in(r.out, id, "ls after rm");
+	th_run_free(&r);
+	run(fx, &r, 1, "webhook", "rm", id, NULL);
+	expect_in(r.err, "not found", "rm twice");
+	th_run_free(&r);
+	free(id);
+}
+
 /* ------------------------------------------------------------ configuration */
 
 static char *write_config(const char *dir, const char *text, mode_t mode)
@@ -2167,7 +2215,7 @@ int main(void)
 	    T(test_progress_bar_only_on_a_terminal),
 	    T(test_dist_push_ls_show_rm),
 	    T(test_cluster_create_ls_show_set_rm),
-	    T(test_verbs_waiting_for_a_newer_server),
+	    T(test_every_verb_reaches_this_server),
 	    T(test_enroll_command_and_targets),
 	    T(test_rollout_create_approve_watch),
 	    T(test_rollout_pause_resume_abort_undo),
@@ -2175,6 +2223,7 @@ int main(void)
 	    T(test_events_list_and_pages),
 	    T(test_events_follow),
 	    T(test_token_create_ls_revoke),
+	    T(test_webhook_add_ls_rm),
 	    T(test_config_flags_env_file),
 	    T(test_server_exits_cleanly),
 	};
