@@ -13,7 +13,9 @@
  * and both are swept (th_guard_dir) when it exits or aborts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,80 @@ static long node_major(const char *node)
 	return major;
 }
 
+/* What node's TAP said: the test lines passed on, the plan held back (this
+ * program adds its own last test), and how it ended. */
+struct run {
+	int tests;  /* "ok"/"not ok" lines */
+	int plan;   /* N of its "1..N", -1 when none came */
+	int status; /* its exit status, or 128 + the signal that ended it */
+};
+
+static void relay_line(const char *line, struct run *r)
+{
+	char *end;
+	long plan;
+
+	if (strncmp(line, "1..", 3) == 0) {
+		plan = strtol(line + 3, &end, 10);
+		if (end != line + 3 && *end == '\0') {
+			r->plan = (int)plan;
+			return;
+		}
+	}
+	if (strncmp(line, "ok ", 3) == 0 || strncmp(line, "not ok ", 7) == 0)
+		r->tests++;
+	printf("%s\n", line);
+}
+
+/* Passes node's output on line by line until it ends, within the deadline
+ * (then its process group is killed). */
+static void relay(int fd, pid_t pid, struct run *r)
+{
+	double deadline = now_s() + RUN_DEADLINE_S;
+	char buf[65536];
+	size_t used = 0;
+	int status;
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t got;
+		char *nl;
+
+		if (now_s() > deadline) {
+			printf("# the browser run did not finish within %d s: killed\n",
+			       RUN_DEADLINE_S);
+			kill(-pid, SIGKILL);
+			break;
+		}
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		got = read(fd, buf + used, sizeof buf - 1 - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+		buf[used] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			relay_line(buf, r);
+			used -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, used);
+			buf[used] = '\0';
+		}
+		if (used == sizeof buf - 1) { /* a line that long: pass it on in pieces */
+			relay_line(buf, r);
+			used = 0;
+		}
+	}
+	if (used) {
+		buf[used] = '\0';
+		relay_line(buf, r);
+	}
+	waitpid(pid, &status, 0);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(void)
 {
 	const char *chromium = getenv("CHROMIUM");
@@ -127,9 +203,11 @@ int main(void)
 	char *providers_arg, *tmp, *env[16];
 	struct th_server srv;
 	const char *args[4];
-	double deadline;
-	int status = 0, rc;
-	size_t n = 0;
+	struct run r = {.plan = -1};
+	char *log = NULL;
+	int status, out[2];
+	bool failed = false;
+	size_t n = 0, len = 0;
 	pid_t pid;
 	unsigned low;
 
@@ -181,6 +259,10 @@ int main(void)
 	env[n++] = xasprintf("CHROMIUM=%s", chromium);
 	env[n] = NULL;
 
+	if (pipe2(out, O_CLOEXEC) != 0) {
+		printf("1..1\nnot ok 1 - pipe: %s\n", strerror(errno));
+		return 1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		printf("1..1\nnot ok 1 - fork: %s\n", strerror(errno));
@@ -189,6 +271,7 @@ int main(void)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setpgid(0, 0);
+		dup2(out[1], STDOUT_FILENO);
 		/* The browser inherits this working directory: the guard finds it there. */
 		if (chdir(tmp) != 0)
 			_exit(127);
@@ -196,31 +279,35 @@ int main(void)
 		_exit(127);
 	}
 	setpgid(pid, pid);
-	deadline = now_s() + RUN_DEADLINE_S;
-	while ((rc = (int)waitpid(pid, &status, WNOHANG)) == 0) {
-		if (now_s() > deadline) {
-			printf("not ok 999 - the browser run did not finish within %d s\n",
-			       RUN_DEADLINE_S);
-			printf("Bail out! timed out\n");
-			kill(-pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			status = 1 << 8;
-			break;
-		}
-		usleep(100 * 1000);
-	}
-	/* Whatever the browser left, then the nodes, then the server. */
+	close(out[1]);
+	relay(out[0], pid, &r);
+	close(out[0]);
+
+	/* Whatever the browser left, then the server, then its nodes. */
 	if (th_kill_under(tmp))
 		fprintf(stderr, "test_console: processes under %s survived\n", tmp);
-	if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-		char *log = NULL;
-		size_t len = 0;
-
-		if (tn_read_file(srv.log_path, 1 << 20, &log, &len, NULL) == 0)
-			fprintf(stderr, "--- server log (%s)\n%s---\n", srv.log_path, log);
-		free(log);
+	if (r.plan < 0 || r.plan != r.tests) {
+		printf("not ok %d - the browser run reported all its steps (%d of %d; exit status "
+		       "%d)\n", r.tests + 1, r.tests, r.plan, r.status);
+		r.tests++;
+		failed = true;
 	}
-	th_server_stop(&srv);
+	r.tests++;
+	status = th_server_stop(&srv);
+	if (tn_read_file(srv.log_path, 1 << 20, &log, &len, NULL) != 0)
+		log = xstrdup("");
+	if (status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error")) {
+		printf("not ok %d - tender-server stopped cleanly, no sanitizer report in its log "
+		       "(exit status %d)\n", r.tests, status);
+		failed = true;
+	} else {
+		printf("ok %d - tender-server stopped cleanly, no sanitizer report in its log\n",
+		       r.tests);
+	}
+	if (failed || r.status != 0)
+		fprintf(stderr, "--- server log (%s)\n%s---\n", srv.log_path, log);
+	printf("1..%d\n", r.tests);
+	free(log);
 	th_kill_under(srv.data_dir);
 	th_server_destroy(&srv);
 	th_rmtree(tmp);
@@ -234,7 +321,5 @@ int main(void)
 	free(dist);
 	free(script);
 	free(shots);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return failed || r.status != 0 ? 1 : 0;
 }
