@@ -43,11 +43,12 @@
  *       cluster: a partial unique index holds that, the functions name the
  *       rollout in the way first.
  *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message,
- *           [2] from_release, to_release, [4] switched_at, prepared)
+ *           [2] from_release, to_release, [4] switched_at, finished_at, prepared)
  *       RELEASE json of each side; state pending, switching, succeeded,
  *       failed, reverted (switched back by a halt or an abort) or skipped
  *       (never switched); switched_at the Unix time in ms its document was
- *       switched (the health timeout runs from it); prepared 1 once the
+ *       switched (the health timeout runs from it), finished_at when its
+ *       result (succeeded or failed) came; prepared 1 once the
  *       agent staged to_release.
  *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
  *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
@@ -279,6 +280,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE targets ADD COLUMN serves_port INTEGER;",
 	/* 4: the rollout orchestrator */
 	"ALTER TABLE rollout_targets ADD COLUMN switched_at INTEGER;"
+	"ALTER TABLE rollout_targets ADD COLUMN finished_at INTEGER;"
 	"ALTER TABLE rollout_targets ADD COLUMN prepared INTEGER NOT NULL DEFAULT 0;",
 	/* 5: webhook deliveries, their attempts, and how far events were matched */
 	"ALTER TABLE webhooks ADD COLUMN since_event INTEGER NOT NULL DEFAULT 0;"
@@ -667,7 +669,8 @@ static const char *const statement_sql[ST_COUNT] = {
 						   " (SELECT id FROM clusters WHERE name = ?3)"
 						   " ORDER BY o.seq DESC LIMIT ?2",
 	[ST_ROLLOUT_TARGETS] = "SELECT x.batch, x.target_id, x.state, x.message, x.from_release,"
-			       " x.to_release, x.switched_at, x.prepared FROM rollout_targets x"
+			       " x.to_release, x.switched_at, x.prepared, x.finished_at"
+			       " FROM rollout_targets x"
 			       " JOIN targets t ON t.id = x.target_id"
 			       " WHERE x.rollout_id = ?1 ORDER BY x.batch, t.seq",
 	[ST_ROLLOUT_APPROVALS] = "SELECT approved_by, at, batch FROM rollout_approvals"
@@ -679,7 +682,9 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_ROLLOUT_TOUCH] = "UPDATE rollouts SET updated = ?2 WHERE id = ?1",
 	[ST_ROLLOUT_TARGET_SET] = "UPDATE rollout_targets SET state = ?3, message = ?4,"
 				  " switched_at = CASE WHEN ?3 = 'switching' THEN ?5"
-				  " ELSE switched_at END"
+				  " ELSE switched_at END,"
+				  " finished_at = CASE WHEN ?3 IN ('succeeded', 'failed') THEN ?5"
+				  " ELSE finished_at END"
 				  " WHERE rollout_id = ?1 AND target_id = ?2",
 	[ST_ROLLOUT_TARGET_PREPARED] = "UPDATE rollout_targets SET prepared = 1"
 				       " WHERE rollout_id = ?1 AND target_id = ?2",
@@ -4367,10 +4372,11 @@ static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 		prepared += sqlite3_column_int(st, 7) != 0;
 		json_array_append_new(
 		    json_object_get(batch, "targets"),
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "id", col_str(st, 1), "state",
-			      col_str(st, 2), "message", col_str(st, 3), "from_release",
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "id", col_str(st, 1),
+			      "state", col_str(st, 2), "message", col_str(st, 3), "from_release",
 			      col_json(st, 4), "to_release", col_json(st, 5), "switched_at",
-			      col_int_opt(st, 6), "prepared", sqlite3_column_int(st, 7) != 0));
+			      col_int_opt(st, 6), "finished_at", col_int_opt(st, 8), "prepared",
+			      sqlite3_column_int(st, 7) != 0));
 	}
 	if (ret < 0)
 		goto out;

@@ -439,7 +439,7 @@ int tn_store_rollout_create(struct tn_store *store, const char *cluster,
 			    struct tn_error *err) TN_MUST_CHECK;
 /* {id, cluster, from: "n@v"|null, to: "n@v", from_revision, to_revision, state, strategy,
  *  batches: [{index, state, targets: [{id, state, message, from_release, to_release,
- *  switched_at (Unix ms or null), prepared}]}], approvals: [{by, at, batch}], prepared
+ *  switched_at and finished_at (Unix ms or null), prepared}]}], approvals: [{by, at, batch}], prepared
  *  (how many targets staged to_release), created_by, created, updated}.  The batch state
  *  is derived: "done" when every target is succeeded, failed, reverted or skipped,
  *  "pending" when all are pending, else the rollout's.
@@ -464,7 +464,8 @@ int tn_store_rollout_set_state(struct tn_store *store, const char *id, const cha
 int tn_store_rollout_approve(struct tn_store *store, const char *id, const char *actor, int batch,
 			     struct tn_error *err) TN_MUST_CHECK;
 /* Sets a rollout target's state (any non-empty text) and message (NULL
- * clears it); "switching" also records now as its switched_at.
+ * clears it); "switching" also records now as its switched_at, succeeded
+ * and failed as its finished_at.
  * TN_E_NOT_FOUND when target_id is not in the rollout. */
 int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
 				const char *target_id, const char *state, const char *message,

@@ -233,6 +233,7 @@ static void test_migration_1_to_2_keeps_data(void **state)
 			  "ALTER TABLE rollout_targets DROP COLUMN from_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN to_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN switched_at;"
+			  "ALTER TABLE rollout_targets DROP COLUMN finished_at;"
 			  "ALTER TABLE rollout_targets DROP COLUMN prepared;"
 			  "PRAGMA user_version = 1;");
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 20);
@@ -249,7 +250,7 @@ static void test_migration_1_to_2_keeps_data(void **state)
 	assert_int_equal(raw_int(f->path, "SELECT last_event FROM webhook_scan"), 1);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 29);
 	assert_int_equal(
-	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 9);
+	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 10);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 					  " AND name IN ('rollouts_one_active',"
 					  " 'rollouts_cluster_seq')"),
