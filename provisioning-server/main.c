@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "auth.h"
 #include "blobstore.h"
+#include "console.h"
 #include "documents.h"
 #include "fsutil.h"
 #include "http.h"
@@ -70,6 +72,9 @@ static void usage(FILE *out)
 	      "                             terminated after S seconds, and a load-balancer\n"
 	      "                             member leaving still holding sessions is deleted\n"
 	      "                             after S seconds (default 60)\n"
+	      "      --web-dir DIR          the web console's files (default: the installed\n"
+	      "                             copy, " TN_PKGDATADIR "/web; the source tree's web/\n"
+	      "                             for a binary of the build tree)\n"
 	      "      --lb-interval MS       milliseconds between load-balancer reconciliations\n"
 	      "                             (default 2000; 100 to 600000)\n"
 	      "      --webhook-backoff-ms MS  wait before a failed webhook delivery's first\n"
@@ -94,6 +99,7 @@ struct options {
 	const char *admin_token_file;
 	const char *ready_file;
 	const char *public_url;
+	const char *web_dir;
 	const char *providers[PROVIDERS_MAX];
 	size_t nproviders;
 	unsigned enroll_timeout_s, drain_timeout_s;
@@ -146,7 +152,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
 	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
-	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEBHOOK_BACKOFF };
+	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEB_DIR, O_WEBHOOK_BACKOFF };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
@@ -164,6 +170,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"enroll-timeout", required_argument, NULL, O_ENROLL_TIMEOUT},
 		{"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
 		{"lb-interval", required_argument, NULL, O_LB_INTERVAL},
+		{"web-dir", required_argument, NULL, O_WEB_DIR},
 		{"webhook-backoff-ms", required_argument, NULL, O_WEBHOOK_BACKOFF},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -182,6 +189,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_LOG_JSON: tn_log_set_json(true); break;
 		case O_NO_FSYNC: o->no_fsync = true; break;
 		case O_PUBLIC_URL: o->public_url = optarg; break;
+		case O_WEB_DIR: o->web_dir = optarg; break;
 		case O_PROVIDER:
 			if (o->nproviders == PROVIDERS_MAX) {
 				fputs("tender-server: too many --provider options\n", stderr);
@@ -373,6 +381,38 @@ static int open_providers(const struct options *o, struct tn_server *srv, struct
 	return rc;
 }
 
+/* The console's directory: --web-dir, which must hold the console, or
+ * the default (console.h), without which the server runs console-less. */
+static int open_console(const struct options *o, struct tn_server *srv, struct tn_error *err)
+{
+	struct tn_error why;
+	char *exe_dir = NULL, *dir;
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (o->web_dir) {
+		if (tn_console_check_dir(o->web_dir, err) != 0)
+			return tn_error_prefix(err, "--web-dir");
+		srv->web_dir = xstrdup(o->web_dir);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		if (strrchr(exe, '/'))
+			exe_dir = xstrndup(exe, (size_t)(strrchr(exe, '/') - exe));
+	}
+	dir = tn_console_default_dir(exe_dir, TN_BUILDDIR, TN_SRCDIR, TN_PKGDATADIR);
+	free(exe_dir);
+	if (tn_console_check_dir(dir, &why) != 0) {
+		tn_log(TN_LOG_WARN, "server", "no_console", "{s:s}", "message", why.message);
+		free(dir);
+		return 0;
+	}
+	srv->web_dir = dir;
+	return 0;
+}
+
 static int open_server(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
 	char *db = NULL, *keyfile = NULL;
@@ -387,7 +427,8 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	db = xasprintf("%s/tender.db", o->data);
 	keyfile = xasprintf("%s/server.key", o->data);
 	first = stat(db, &st) != 0;
-	if ((rc = tn_mkdir_p(o->data, 0700, err)) ||
+	if ((rc = open_console(o, srv, err)) || /* before the data directory is touched */
+	    (rc = tn_mkdir_p(o->data, 0700, err)) ||
 	    (rc = lock_data_dir(o->data, &data_lock_fd, err)) ||
 	    (rc = tn_remove_tree(srv->tmp_dir, err)) ||
 	    (rc = tn_mkdir_p(srv->tmp_dir, 0700, err)) ||
@@ -414,6 +455,7 @@ static void close_server(struct tn_server *srv)
 {
 	tn_providers_free(srv->providers);
 	free(srv->agent_path);
+	free(srv->web_dir);
 	free(srv->public_url);
 	tn_auth_free(srv->auth);
 	tn_documents_free(srv->documents);
@@ -535,8 +577,8 @@ int main(int argc, char **argv)
 	}
 	if (!srv.public_url)
 		srv.public_url = listen_url(&o, tn_http_port(srv.http));
-	tn_log(TN_LOG_INFO, "server", "public_url", "{s:s, s:s}", "url", srv.public_url, "agent",
-	       srv.agent_path);
+	tn_log(TN_LOG_INFO, "server", "public_url", "{s:s, s:s, s:s?}", "url", srv.public_url,
+	       "agent", srv.agent_path, "console", srv.web_dir);
 	lcc = (struct tn_lifecycle_config){o.enroll_timeout_s, o.drain_timeout_s};
 	srv.lifecycle = tn_lifecycle_start(&srv, &lcc);
 	lbc = (struct tn_lbsync_config){o.lb_interval_ms, o.drain_timeout_s};

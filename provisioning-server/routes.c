@@ -3,6 +3,7 @@
  * name of every write.  Order matters only between patterns that could
  * both match, and none here do. */
 #include "api.h"
+#include "console.h"
 #include "events.h"
 #include "router.h"
 
@@ -79,6 +80,10 @@ const struct tn_route tn_routes[] = {
 	R("GET", "/install.sh", PUBLIC, tn_api_install_script),
 	R("GET", "/downloads/tender-agent", PUBLIC, tn_api_download_agent),
 	R("GET", "/downloads/tender-agent.sha256", PUBLIC, tn_api_download_agent_sha256),
+
+	/* The web console: its page and its files, one prefix (console.c). */
+	R("GET", "/", PUBLIC, tn_console_index),
+	R("GET", "/ui/{}", PUBLIC, tn_console_asset),
 
 	W("POST", "/api/v1/tokens", ADMIN, tn_api_token_create, "token.create"),
 	R("GET", "/api/v1/tokens", ADMIN, tn_api_token_list),

@@ -48,6 +48,7 @@ struct tn_server {
 	struct tn_webhooks *webhooks;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
+	char *web_dir;                 /* the console's files (NULL: no console) */
 };
 
 #endif

@@ -381,6 +381,9 @@ static int design_role(const char *method, const char *pattern)
 						    "/install.sh",
 						    "/downloads/tender-agent",
 						    "/downloads/tender-agent.sha256",
+						    /* the web console's page and files */
+						    "/",
+						    "/ui/{}",
 						    NULL};
 	static const char *const developer[] = {"/api/v1/bundles", "/api/v1/distributions", NULL};
 	static const char *const operator[] = {"/api/v1/clusters", "/api/v1/targets",
