@@ -306,6 +306,170 @@ bad:
 		       tn_show(s, strlen(s), &shown));
 }
 
+/* ------------------------------------------------------------ strategy */
+
+/* The server's bounds (provisioning-server/rollout.c, strategy_resolve). */
+#define STRATEGY_COUNT_MAX 100000L
+#define STRATEGY_PAUSES_MAX 1000
+#define STRATEGY_TIMEOUT_MAX 86400LL
+
+/* "N" or "N%" with N in [min, max]; *percent says which was written. */
+static int parse_share(const char *s, const char *what, long min, long max, long *out,
+		       bool *percent, struct tn_error *err)
+{
+	size_t len = strlen(s);
+	char digits[24];
+
+	*percent = len > 1 && s[len - 1] == '%';
+	if (*percent) {
+		if (len - 1 >= sizeof digits)
+			return cli_parse_long(s, what, min, max, out, err); /* fails */
+		memcpy(digits, s, len - 1);
+		digits[len - 1] = '\0';
+		s = digits;
+	}
+	return cli_parse_long(s, what, min, max, out, err);
+}
+
+static int strategy_count(const struct cli_args *a, json_t *st, const char *option,
+			  const char *key, struct tn_error *err)
+{
+	const char *v = cli_arg(a, option);
+	char *what;
+	long n;
+	int rc;
+
+	if (!v)
+		return 0;
+	what = xasprintf("--%s", option);
+	rc = cli_parse_long(v, what, 1, STRATEGY_COUNT_MAX, &n, err);
+	free(what);
+	if (rc == 0)
+		json_object_set_new(st, key, json_integer(n));
+	return rc;
+}
+
+static int strategy_canary(const struct cli_args *a, json_t *st, struct tn_error *err)
+{
+	const char *v = cli_arg(a, "canary");
+	struct tn_shown shown;
+	bool percent;
+	long n;
+
+	if (!v)
+		return 0;
+	if (parse_share(v, "--canary", 0, 100, &n, &percent, err) != 0)
+		return tn_fail(err, TN_E_INVALID,
+			       "--canary: \"%s\" is not a share of the targets from 0%% to 100%% "
+			       "(as in 10%%)",
+			       tn_show(v, strlen(v), &shown));
+	json_object_set_new(st, "canary_percent", json_integer(n));
+	return 0;
+}
+
+static int strategy_batch(const struct cli_args *a, json_t *st, struct tn_error *err)
+{
+	const char *v = cli_arg(a, "batch");
+	struct tn_shown shown;
+	bool percent;
+	long n;
+
+	if (!v)
+		return 0;
+	if (parse_share(v, "--batch", 1, STRATEGY_COUNT_MAX, &n, &percent, err) != 0 ||
+	    (percent && n > 100))
+		return tn_fail(err, TN_E_INVALID,
+			       "--batch: \"%s\" is neither a number of targets from 1 to %ld (as "
+			       "in 5) nor a share of them from 1%% to 100%% (as in 25%%)",
+			       tn_show(v, strlen(v), &shown), STRATEGY_COUNT_MAX);
+	json_object_set_new(st, percent ? "batch_percent" : "batch_size", json_integer(n));
+	return 0;
+}
+
+static int strategy_pauses(const struct cli_args *a, json_t *st, struct tn_error *err)
+{
+	const char *const *values;
+	json_t *pauses = json_array();
+	size_t n;
+	int rc = 0;
+
+	values = cli_arg_all(a, "pause-after", &n);
+	/* bounded: n values of argv, each split at its commas */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *p = values[i];
+
+		for (;;) {
+			size_t len = strcspn(p, ",");
+			char *item = xstrndup(p, len);
+			long index;
+
+			rc = cli_parse_long(item, "--pause-after", 0, STRATEGY_COUNT_MAX, &index, err);
+			free(item);
+			if (rc) {
+				struct tn_shown shown;
+
+				rc = tn_fail(err, TN_E_INVALID,
+					     "--pause-after: \"%s\" is not a list of batch indexes "
+					     "from 0 to %ld (as in 0,2; 0 is the first batch)",
+					     tn_show(values[i], strlen(values[i]), &shown),
+					     STRATEGY_COUNT_MAX);
+				break;
+			}
+			if (json_array_size(pauses) >= STRATEGY_PAUSES_MAX) {
+				rc = tn_fail(err, TN_E_INVALID,
+					     "--pause-after: more than %d batch indexes",
+					     STRATEGY_PAUSES_MAX);
+				break;
+			}
+			json_array_append_new(pauses, json_integer(index));
+			if (!p[len])
+				break;
+			p += len + 1;
+		}
+	}
+	if (rc == 0 && n)
+		json_object_set(st, "pause_after", pauses);
+	json_decref(pauses);
+	return rc;
+}
+
+static int strategy_timeout(const struct cli_args *a, json_t *st, struct tn_error *err)
+{
+	const char *v = cli_arg(a, "health-timeout");
+	struct tn_shown shown;
+	long long seconds;
+
+	if (!v)
+		return 0;
+	if (cli_parse_duration(v, &seconds, err) != 0 || seconds > STRATEGY_TIMEOUT_MAX)
+		return tn_fail(err, TN_E_INVALID,
+			       "--health-timeout: \"%s\" is not seconds or a duration from 1 s to "
+			       "a day (as in 90, 90s, 2m)",
+			       tn_show(v, strlen(v), &shown));
+	json_object_set_new(st, "health_timeout_s", json_integer(seconds));
+	return 0;
+}
+
+int cli_parse_strategy(const struct cli_args *a, json_t **out, struct tn_error *err)
+{
+	json_t *st = json_object();
+	int rc;
+
+	*out = NULL;
+	if ((rc = strategy_canary(a, st, err)) || (rc = strategy_batch(a, st, err)) ||
+	    (rc = strategy_pauses(a, st, err)) ||
+	    (rc = strategy_count(a, st, "max-unavailable", "max_unavailable", err)) ||
+	    (rc = strategy_timeout(a, st, err)) ||
+	    (rc = strategy_count(a, st, "failure-threshold", "failure_threshold", err))) {
+		json_decref(st);
+		return rc;
+	}
+	if (cli_flag(a, "no-auto-rollback"))
+		json_object_set_new(st, "auto_rollback", json_false());
+	*out = st;
+	return 0;
+}
+
 int cli_read_json_file(const char *path, const char *what, json_t **out, struct tn_error *err)
 {
 	char *text = NULL;

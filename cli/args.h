@@ -80,6 +80,28 @@ int cli_parse_ref(const char *s, char **name, char **version, struct tn_error *e
  * *out is the API's object ({"driver": ...}); caller decrefs. */
 int cli_parse_lb(const char *s, json_t **out, struct tn_error *err) TN_MUST_CHECK;
 
+/* The options of a rollout's strategy, for the option table of every
+ * command that makes a rollout (`rollout create`, `cluster undo`); read
+ * with cli_parse_strategy. */
+#define CLI_STRATEGY_OPTIONS                                                              \
+	{"canary", 0, "PERCENT", "a first batch of this share of the targets (10%)"},       \
+	{"batch", 0, "N|N%", "targets per batch, or a share of them (default 1)"},           \
+	{"pause-after", 0, "I,...", "wait for approval after these batches (0: the first)"}, \
+	{"max-unavailable", 0, "N", "targets switching at once in a batch (default: all)"},  \
+	{"health-timeout", 0, "TIME", "wait this long for a switched target (90, 90s, 2m)"}, \
+	{"failure-threshold", 0, "N", "failed targets that halt the rollout (default 1)"},    \
+	{"no-auto-rollback", 0, NULL, "when it halts, leave switched targets as they are"}
+
+/* The API's `strategy` object from the CLI_STRATEGY_OPTIONS given in a
+ * (an empty object when none was): --canary 10% is canary_percent 10,
+ * --batch 5 batch_size 5, --batch 25% batch_percent 25, --pause-after
+ * (repeated, or a,b) the pause_after array, --health-timeout a duration
+ * of at most a day.  The ranges are the server's.  A bad value is
+ * TN_E_INVALID with a message that names the option; *out is
+ * caller-decref'd (NULL on error).  a's command must have the options. */
+int cli_parse_strategy(const struct cli_args *a, json_t **out, struct tn_error *err)
+	TN_MUST_CHECK;
+
 /* Reads a JSON object from path ("-" is stdin), at most 1 MiB, duplicate
  * keys refused; *out caller-decref'd.  what names it in messages. */
 int cli_read_json_file(const char *path, const char *what, json_t **out, struct tn_error *err)

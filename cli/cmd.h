@@ -44,6 +44,11 @@ int cli_json_option(const struct cli_args *a, const char *option, json_t **out);
 int cli_upload_file(struct cli *cli, const struct cli_args *a, const char *path, const char *file,
 		    const char *content_type, long *status, json_t **out);
 
+/* The answer of a request that made a rollout (`rollout create`, `cluster
+ * undo`): its JSON under --output json, else a line saying what it moves
+ * and how to approve it.  ro is borrowed. */
+void cli_rollout_created(struct cli *cli, json_t *ro);
+
 /* The first 12 characters of a sha256 (a column format). */
 char *cli_short_sha(json_t *item);
 

@@ -216,19 +216,21 @@ static int cluster_rm(struct cli *cli, const struct cli_args *a)
 static int cluster_undo(struct cli *cli, const struct cli_args *a)
 {
 	char *path = cli_path("/api/v1/clusters/%s/undo", cli_pos(a, 0));
-	json_t *answer = NULL;
+	json_t *body = NULL, *strategy = NULL, *answer = NULL;
+	struct tn_error err;
 	int rc;
 
-	if ((rc = cli_api_newer(cli, "cluster undo", "POST", path, NULL, &answer)) ==
-	    CLI_EXIT_OK) {
-		char *id = cli_text(json_object_get(answer, "id"));
-		char *to = cli_text(json_object_get(answer, "to"));
-
-		cli_done(cli, answer, "created rollout %s back to %s (approve it with `tender "
-				      "rollout approve %s`)", id, to, id);
-		free(id);
-		free(to);
+	if (cli_parse_strategy(a, &strategy, &err) != 0) {
+		rc = cli_usage(a, "%s", err.message);
+		goto out;
 	}
+	if (json_object_size(strategy))
+		body = json_pack("{s:O}", "strategy", strategy);
+	if ((rc = cli_api(cli, "POST", path, body, &answer)) == CLI_EXIT_OK)
+		cli_rollout_created(cli, answer);
+out:
+	json_decref(body);
+	json_decref(strategy);
 	json_decref(answer);
 	free(path);
 	return rc;
@@ -250,6 +252,11 @@ static const struct cli_option set_options[] = {
 	{NULL, 0, NULL, NULL},
 };
 
+static const struct cli_option undo_options[] = {
+	CLI_STRATEGY_OPTIONS,
+	{NULL, 0, NULL, NULL},
+};
+
 static const struct cli_option ls_options[] = {
 	CLI_LIMIT_OPTION,
 	{NULL, 0, NULL, NULL},
@@ -268,10 +275,13 @@ const struct cli_command cli_cluster_commands[] = {
 	 "The distribution and config of a cluster change only through a rollout.", 0},
 	{"rm", cluster_rm, "NAME", 1, 1, NULL, "remove a cluster",
 	 "Refused while it has targets that are not removed.", 0},
-	{"undo", cluster_undo, "NAME", 1, 1, NULL,
-	 "make a rollout back to the previous revision (needs a newer server)",
-	 "POST /api/v1/clusters/NAME/undo: a new rollout, pending approval, back to the\n"
-	 "cluster's previous revision.  Needs a newer server than today's.",
-	 CLI_NEEDS_NEWER},
+	{"undo", cluster_undo, "NAME", 1, 1, undo_options,
+	 "make a rollout back to the previous revision (pending approval)",
+	 "A new rollout, pending approval, back to where the cluster's last succeeded\n"
+	 "rollout began: its distribution and config.  The nodes kept that release, so\n"
+	 "the switch needs no download.  It takes the strategy options of `tender\n"
+	 "rollout create` (by default batches of 1); approve it with `tender rollout\n"
+	 "approve ID`.",
+	 0},
 	{NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
 };

@@ -1,7 +1,8 @@
 /* cmd_rollout.c - `tender rollout create|approve|show|ls|pause|resume|abort`,
- * and `rollout show --watch`, which follows a rollout to its end with a
- * progress bar on a terminal (plain lines otherwise) and exits 0 when it
- * succeeded, 1 when it did not. */
+ * and `rollout show --watch`, which follows a rollout to its end (through
+ * its pauses) with a progress bar on a terminal (plain lines otherwise) and
+ * exits 0 when it succeeded, 1 when it did not. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,11 +12,22 @@
 
 /* Consecutive failed polls a watch tolerates before giving up. */
 #define WATCH_RETRIES 5
+/* Batches named one by one in `rollout show`; the rest are counted. */
+#define BATCHES_SHOWN 20
 
 struct summary {
-	size_t targets, succeeded, failed, batches, batches_done;
+	size_t targets, succeeded, failed, reverted, skipped, prepared;
+	size_t batches, batches_done;
 	const char *state; /* borrowed from the rollout */
+	/* the first batch not done (-1: none) and its state (borrowed) */
+	json_int_t current;
+	const char *current_state;
 };
+
+static bool is(const char *a, const char *b)
+{
+	return a && strcmp(a, b) == 0;
+}
 
 static void summarize(json_t *ro, struct summary *s)
 {
@@ -23,6 +35,7 @@ static void summarize(json_t *ro, struct summary *s)
 	size_t i, j;
 
 	memset(s, 0, sizeof *s);
+	s->current = -1;
 	s->state = json_string_value(json_object_get(ro, "state"));
 	if (!s->state)
 		s->state = "?";
@@ -30,18 +43,30 @@ static void summarize(json_t *ro, struct summary *s)
 		const char *bs = json_string_value(json_object_get(batch, "state"));
 
 		s->batches++;
-		if (bs && strcmp(bs, "done") == 0)
+		if (is(bs, "done")) {
 			s->batches_done++;
+		} else if (s->current < 0) {
+			s->current = json_integer_value(json_object_get(batch, "index"));
+			s->current_state = bs;
+		}
 		json_array_foreach(json_object_get(batch, "targets"), j, t) {
 			const char *ts = json_string_value(json_object_get(t, "state"));
 
 			s->targets++;
-			if (ts && strcmp(ts, "succeeded") == 0)
+			s->prepared += json_is_true(json_object_get(t, "prepared"));
+			if (is(ts, "succeeded"))
 				s->succeeded++;
-			else if (ts && strcmp(ts, "failed") == 0)
+			else if (is(ts, "failed"))
 				s->failed++;
+			else if (is(ts, "reverted"))
+				s->reverted++;
+			else if (is(ts, "skipped"))
+				s->skipped++;
 		}
 	}
+	/* the server's count, when it gives one */
+	if (json_is_integer(json_object_get(ro, "prepared")))
+		s->prepared = (size_t)json_integer_value(json_object_get(ro, "prepared"));
 }
 
 static bool ended(const char *state)
@@ -54,13 +79,46 @@ static bool ended(const char *state)
 	return false;
 }
 
-/* "1/3 targets done (1 succeeded, 0 failed), 0/1 batches done"; caller
- * frees. */
+/* Targets that have their end in this rollout: reverted and skipped ones
+ * too, so that an aborted or rolled back rollout reads as finished. */
+static size_t targets_done(const struct summary *s)
+{
+	return s->succeeded + s->failed + s->reverted + s->skipped;
+}
+
+/* "1/3 targets done (1 succeeded, 0 failed), 0/1 batches done", with the
+ * reverted and skipped ones when there are; caller frees. */
 static char *progress_text(const struct summary *s)
 {
-	return xasprintf("%zu/%zu targets done (%zu succeeded, %zu failed), %zu/%zu batches done",
-			 s->succeeded + s->failed, s->targets, s->succeeded, s->failed,
+	char reverted[48] = "", skipped[48] = "";
+
+	if (s->reverted)
+		snprintf(reverted, sizeof reverted, ", %zu reverted", s->reverted);
+	if (s->skipped)
+		snprintf(skipped, sizeof skipped, ", %zu skipped", s->skipped);
+	return xasprintf("%zu/%zu targets done (%zu succeeded, %zu failed%s%s), %zu/%zu batches "
+			 "done",
+			 targets_done(s), s->targets, s->succeeded, s->failed, reverted, skipped,
 			 s->batches_done, s->batches);
+}
+
+/* The state for people: what a paused or pending rollout waits for.
+ * Caller frees. */
+static char *state_text(const struct summary *s)
+{
+	if (is(s->state, "pending_approval"))
+		return xasprintf("pending_approval, prepared %zu/%zu", s->prepared, s->targets);
+	if (!is(s->state, "paused"))
+		return xstrdup(s->state);
+	/* a pause point: the batch before the next one is done */
+	if (s->current > 0 && is(s->current_state, "pending"))
+		return xasprintf("paused after batch %" JSON_INTEGER_FORMAT ": approve to go on",
+				 s->current - 1);
+	/* `rollout pause`: the targets switching finish, nothing new starts */
+	if (s->current >= 0)
+		return xasprintf("paused in batch %" JSON_INTEGER_FORMAT ": resume to go on",
+				 s->current);
+	return xstrdup("paused: resume to go on");
 }
 
 static char *targets_column(json_t *item)
@@ -68,7 +126,84 @@ static char *targets_column(json_t *item)
 	struct summary s;
 
 	summarize(item, &s);
-	return xasprintf("%zu/%zu", s.succeeded + s.failed, s.targets);
+	return xasprintf("%zu/%zu", targets_done(&s), s.targets);
+}
+
+/* "batches of 1, canary 10%, pause after 0, ..." from the stored strategy
+ * (its defaults filled in by the server); caller frees. */
+static char *strategy_text(json_t *st)
+{
+	json_t *v, *p;
+	char *out = NULL, *pauses = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		abort(); /* out of memory */
+	if (!json_is_object(st)) {
+		fclose(f);
+		free(out);
+		return cli_text(st);
+	}
+	if ((v = json_object_get(st, "batch_percent")))
+		fprintf(f, "batches of %" JSON_INTEGER_FORMAT "%%", json_integer_value(v));
+	else if ((v = json_object_get(st, "batch_size")))
+		fprintf(f, "batches of %" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else
+		fprintf(f, "default batches");
+	if ((v = json_object_get(st, "canary_percent")) && json_integer_value(v) > 0)
+		fprintf(f, ", canary %" JSON_INTEGER_FORMAT "%%", json_integer_value(v));
+	json_array_foreach(json_object_get(st, "pause_after"), i, p) {
+		char *before = pauses;
+
+		pauses = xasprintf("%s%s%" JSON_INTEGER_FORMAT, before ? before : "", before ? "," : "",
+				   json_integer_value(p));
+		free(before);
+	}
+	if (pauses)
+		fprintf(f, ", pause after %s", pauses);
+	if ((v = json_object_get(st, "max_unavailable")) && json_is_integer(v))
+		fprintf(f, ", max unavailable %" JSON_INTEGER_FORMAT, json_integer_value(v));
+	if ((v = json_object_get(st, "health_timeout_s")))
+		fprintf(f, ", health timeout %" JSON_INTEGER_FORMAT " s", json_integer_value(v));
+	if ((v = json_object_get(st, "failure_threshold")))
+		fprintf(f, ", failure threshold %" JSON_INTEGER_FORMAT, json_integer_value(v));
+	if (json_is_false(json_object_get(st, "auto_rollback")))
+		fprintf(f, ", no auto rollback");
+	else
+		fprintf(f, ", auto rollback");
+	fclose(f);
+	free(pauses);
+	return out;
+}
+
+/* "0 done, 1 running, 2 pending" (the first BATCHES_SHOWN); caller
+ * frees. */
+static char *batches_text(json_t *ro)
+{
+	json_t *batches = json_object_get(ro, "batches"), *b;
+	char *out = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		abort(); /* out of memory */
+	json_array_foreach(batches, i, b) {
+		char *state;
+
+		if (i == BATCHES_SHOWN) {
+			fprintf(f, ", and %zu more", json_array_size(batches) - i);
+			break;
+		}
+		state = cli_text(json_object_get(b, "state"));
+		fprintf(f, "%s%" JSON_INTEGER_FORMAT " %s", i ? ", " : "",
+			json_integer_value(json_object_get(b, "index")), state);
+		free(state);
+	}
+	if (i == 0)
+		fprintf(f, "none (no target takes part)");
+	fclose(f);
+	return out;
 }
 
 static void print_rollout(json_t *ro)
@@ -78,9 +213,11 @@ static void print_rollout(json_t *ro)
 		{"Cluster", "cluster"},
 		{"From", "from"},
 		{"To", "to"},
-		{"State", "state"},
+		{"State", "_state"},
+		{"Prepared", "_prepared"},
 		{"Progress", "_progress"},
-		{"Strategy", "strategy"},
+		{"Batches", "_batches"},
+		{"Strategy", "_strategy"},
 		{"Created", "created"},
 		{"Created by", "created_by"},
 		{"Updated", "updated"},
@@ -98,8 +235,24 @@ static void print_rollout(json_t *ro)
 	size_t i, j;
 
 	summarize(ro, &s);
+	/* derived lines, for people only */
 	progress = progress_text(&s);
 	json_object_set_new(ro, "_progress", json_string(progress));
+	free(progress);
+	progress = state_text(&s);
+	json_object_set_new(ro, "_state", json_string(progress));
+	free(progress);
+	if (is(s.state, "pending_approval")) {
+		progress = xasprintf("%zu/%zu targets staged the new release", s.prepared,
+				     s.targets);
+		json_object_set_new(ro, "_prepared", json_string(progress));
+		free(progress);
+	}
+	progress = batches_text(ro);
+	json_object_set_new(ro, "_batches", json_string(progress));
+	free(progress);
+	progress = strategy_text(json_object_get(ro, "strategy"));
+	json_object_set_new(ro, "_strategy", json_string(progress));
 	free(progress);
 	json_array_foreach(json_object_get(ro, "approvals"), i, approval) {
 		char *by = cli_text(json_object_get(approval, "by"));
@@ -135,112 +288,114 @@ static void print_rollout(json_t *ro)
 	json_decref(rows);
 }
 
-static int strategy_refused(const struct cli_args *a)
+void cli_rollout_created(struct cli *cli, json_t *ro)
 {
-	static const char *const options[] = {"canary", "batch", "pause-after"};
+	char *id = cli_text(json_object_get(ro, "id"));
+	char *cluster = cli_text(json_object_get(ro, "cluster"));
+	char *from = cli_text(json_object_get(ro, "from"));
+	char *to = cli_text(json_object_get(ro, "to"));
+	struct summary s;
 
-	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-		if (cli_flag(a, options[i]))
-			return cli_usage(a,
-					 "--%s is not supported by this server yet: it rolls out "
-					 "to every target of the cluster at once",
-					 options[i]);
-	return CLI_EXIT_OK;
+	summarize(ro, &s);
+	cli_done(cli, ro,
+		 "created rollout %s of cluster %s: %s -> %s, %s; %zu target%s staging it, in %zu "
+		 "batch%s\n"
+		 "approve it with: tender rollout approve %s",
+		 id, cluster, from, to, s.state, s.targets, s.targets == 1 ? "" : "s", s.batches,
+		 s.batches == 1 ? "" : "es", id);
+	free(id);
+	free(cluster);
+	free(from);
+	free(to);
 }
 
 static int rollout_create(struct cli *cli, const struct cli_args *a)
 {
 	const char *cluster = cli_arg(a, "cluster"), *to = cli_arg(a, "to");
-	json_t *body = NULL, *config = NULL, *answer = NULL;
-	char *id = NULL, *from = NULL, *dest = NULL;
-	struct summary s;
+	json_t *body = NULL, *config = NULL, *strategy = NULL, *answer = NULL;
+	struct tn_error err;
 	int rc;
 
-	if ((rc = strategy_refused(a)))
-		return rc;
 	if (!cluster)
 		return cli_usage(a, "--cluster is required");
 	if (!to && !cli_flag(a, "config"))
 		return cli_usage(a, "give --to NAME@VER, --config FILE, or both");
 	if (to) {
 		char *name = NULL, *version = NULL;
-		struct tn_error err;
 
 		if (cli_parse_ref(to, &name, &version, &err) != 0)
 			return cli_usage(a, "--to: %s", err.message);
 		free(name);
 		free(version);
 	}
+	if (cli_parse_strategy(a, &strategy, &err) != 0)
+		return cli_usage(a, "%s", err.message);
 	if ((rc = cli_json_option(a, "config", &config)))
-		return rc;
+		goto out;
 	body = json_pack("{s:s}", "cluster", cluster);
 	if (to)
 		json_object_set_new(body, "distribution", json_string(to));
 	if (config)
 		json_object_set(body, "config", config);
+	if (json_object_size(strategy))
+		json_object_set(body, "strategy", strategy);
 	if ((rc = cli_api(cli, "POST", "/api/v1/rollouts", body, &answer)))
 		goto out;
-	summarize(answer, &s);
-	id = cli_text(json_object_get(answer, "id"));
-	from = cli_text(json_object_get(answer, "from"));
-	dest = cli_text(json_object_get(answer, "to"));
-	cli_done(cli, answer,
-		 "created rollout %s of cluster %s: %s -> %s, %s, %zu target%s staging it\n"
-		 "approve it with: tender rollout approve %s",
-		 id, cluster, from, dest, s.state, s.targets, s.targets == 1 ? "" : "s", id);
+	cli_rollout_created(cli, answer);
 out:
-	free(id);
-	free(from);
-	free(dest);
 	json_decref(body);
 	json_decref(config);
+	json_decref(strategy);
 	json_decref(answer);
 	return rc;
 }
 
-/* POST /api/v1/rollouts/ID/action; newer: the endpoint may be missing. */
+/* POST /api/v1/rollouts/ID/action. */
 static int rollout_action(struct cli *cli, const struct cli_args *a, const char *action,
-			  const char *done, bool newer)
+			  const char *done)
 {
 	char *fmt = xasprintf("/api/v1/rollouts/%%s/%s", action);
 	char *path = cli_path(fmt, cli_pos(a, 0));
-	char *what = xasprintf("rollout %s", action);
 	json_t *answer = NULL;
 	int rc;
 
-	rc = newer ? cli_api_newer(cli, what, "POST", path, NULL, &answer)
-		   : cli_api(cli, "POST", path, NULL, &answer);
+	rc = cli_api(cli, "POST", path, NULL, &answer);
 	if (rc == CLI_EXIT_OK) {
 		struct summary s;
+		char *state, *progress;
 
 		summarize(answer, &s);
-		cli_done(cli, answer, "%s rollout %s: now %s", done, cli_pos(a, 0), s.state);
+		state = state_text(&s);
+		progress = progress_text(&s);
+		cli_done(cli, answer, "%s rollout %s: now %s; %s", done, cli_pos(a, 0), state,
+			 progress);
+		free(state);
+		free(progress);
 	}
 	json_decref(answer);
 	free(fmt);
 	free(path);
-	free(what);
 	return rc;
 }
 
 static int rollout_approve(struct cli *cli, const struct cli_args *a)
 {
-	return rollout_action(cli, a, "approve", "approved", false);
+	return rollout_action(cli, a, "approve", "approved");
 }
 
 static int rollout_pause(struct cli *cli, const struct cli_args *a)
 {
-	return rollout_action(cli, a, "pause", "paused", true);
+	return rollout_action(cli, a, "pause", "paused");
 }
 
 static int rollout_resume(struct cli *cli, const struct cli_args *a)
 {
-	return rollout_action(cli, a, "resume", "resumed", true);
+	return rollout_action(cli, a, "resume", "resumed");
 }
 
 static int rollout_abort(struct cli *cli, const struct cli_args *a)
 {
-	return rollout_action(cli, a, "abort", "aborted", true);
+	return rollout_action(cli, a, "abort", "aborted");
 }
 
 static void pause_s(double s)
@@ -250,8 +405,8 @@ static void pause_s(double s)
 	nanosleep(&ts, NULL);
 }
 
-/* Polls the rollout until it ends; *out is its last state (caller
- * decrefs). */
+/* Polls the rollout until it ends (a paused one is watched on: it waits
+ * for someone); *out is its last state (caller decrefs). */
 static int watch(struct cli *cli, const char *path, const char *id, double interval,
 		 json_t **out)
 {
@@ -265,7 +420,7 @@ static int watch(struct cli *cli, const char *path, const char *id, double inter
 	for (;;) {
 		json_t *ro = NULL;
 		struct summary s;
-		char *line, *progress;
+		char *line, *progress, *state;
 
 		rc = cli_api(cli, "GET", path, NULL, &ro);
 		if (rc == CLI_EXIT_UNREACHABLE && ++failures < WATCH_RETRIES) {
@@ -277,19 +432,20 @@ static int watch(struct cli *cli, const char *path, const char *id, double inter
 		failures = 0;
 		summarize(ro, &s);
 		progress = progress_text(&s);
-		line = xasprintf("%s: %s, %s", id, s.state, progress);
+		state = state_text(&s);
+		line = xasprintf("%s: %s, %s", id, state, progress);
 		if (bar.on) {
-			char *detail = xasprintf("%zu/%zu targets  batch %zu/%zu  %s",
-						 s.succeeded + s.failed, s.targets, s.batches_done,
-						 s.batches, s.state);
+			char *detail = xasprintf("%zu/%zu targets  batch %zu/%zu  %s", targets_done(&s),
+						 s.targets, s.batches_done, s.batches, state);
 
-			cli_progress_update(&bar, (double)(s.succeeded + s.failed),
-					    (double)s.targets, detail);
+			cli_progress_update(&bar, (double)targets_done(&s), (double)s.targets,
+					    detail);
 			free(detail);
 		} else if (!last_line || strcmp(line, last_line) != 0) {
 			cli_eprintf("%s\n", line);
 		}
 		free(progress);
+		free(state);
 		free(last_line);
 		last_line = line;
 		if (ended(s.state)) {
@@ -336,7 +492,7 @@ static int rollout_show(struct cli *cli, const struct cli_args *a)
 		struct summary s;
 
 		summarize(answer, &s);
-		if (strcmp(s.state, "succeeded") != 0) {
+		if (!is(s.state, "succeeded")) {
 			cli_error("rollout %s ended %s", cli_pos(a, 0), s.state);
 			rc = CLI_EXIT_REFUSED;
 		}
@@ -368,10 +524,8 @@ static int rollout_ls(struct cli *cli, const struct cli_args *a)
 static const struct cli_option create_options[] = {
 	{"cluster", 'c', "CLUSTER", "the cluster to move (required)"},
 	{"to", 't', "NAME@VER", "the distribution to move it to (default: its current one)"},
-	{"config", 0, "FILE", "new cluster config: a JSON object per bundle name"},
-	{"canary", 0, "PERCENT", "a first batch of this share (not supported by this server yet)"},
-	{"batch", 0, "N|N%", "targets per batch (not supported by this server yet)"},
-	{"pause-after", 0, "LIST", "batches to pause after (not supported by this server yet)"},
+	{"config", 0, "FILE", "new cluster config: a JSON object per bundle name (- is stdin)"},
+	CLI_STRATEGY_OPTIONS,
 	{NULL, 0, NULL, NULL},
 };
 
@@ -388,28 +542,39 @@ static const struct cli_option ls_options[] = {
 };
 
 const struct cli_command cli_rollout_commands[] = {
-	{"create", rollout_create, "--cluster CLUSTER --to NAME@VER", 0, 0, create_options,
-	 "move a cluster to a new distribution or config (pending approval)",
-	 "Every target stages the new release at once; nothing switches before `tender\n"
-	 "rollout approve`.  This server rolls out to all targets of the cluster in one\n"
-	 "batch: --canary, --batch and --pause-after are refused (exit 2) until it can\n"
-	 "follow them.",
+	{"create", rollout_create, "--cluster CLUSTER [--to NAME@VER] [--config FILE]", 0, 0,
+	 create_options, "move a cluster to a new distribution or config (pending approval)",
+	 "Give --to, --config or both: --config replaces the cluster's config, and\n"
+	 "without --to the cluster keeps its distribution.  Every target stages the new\n"
+	 "release at once; nothing switches before `tender rollout approve`.  Then the\n"
+	 "targets switch batch by batch: an optional canary batch first (--canary), then\n"
+	 "batches of --batch targets (5) or of a share of them (25%).  The rollout waits\n"
+	 "for approval after each batch of --pause-after (by default after the canary,\n"
+	 "when there is one).  --failure-threshold failed targets halt it, and every\n"
+	 "target it switched goes back, unless --no-auto-rollback.  --health-timeout is\n"
+	 "seconds or a duration (90, 90s, 2m; by default the largest bundle deadline_s\n"
+	 "+ 30 s).  A bad value is a usage error (exit 2).",
 	 0},
-	{"approve", rollout_approve, "ID", 1, 1, NULL, "approve a rollout: its targets switch",
-	 NULL, 0},
+	{"approve", rollout_approve, "ID", 1, 1, NULL,
+	 "approve a rollout pending approval or paused: it goes on", NULL, 0},
 	{"show", rollout_show, "ID", 1, 1, show_options, "show a rollout, or --watch it",
-	 "With --watch, polls the rollout until it ends, with a progress bar of the targets\n"
-	 "done when stderr is a terminal and a line per change otherwise (on stderr), then\n"
-	 "shows it; exits 0 when it succeeded and 1 when it failed, rolled back or was\n"
-	 "aborted.",
+	 "Shows its state (what a pending or paused rollout waits for), how many targets\n"
+	 "staged the new release while it waits for approval, its batches and their\n"
+	 "states, its strategy and a line per target.\n"
+	 "\n"
+	 "With --watch, polls the rollout until it ends, with a progress bar of the\n"
+	 "targets done when stderr is a terminal and a line per change otherwise (on\n"
+	 "stderr), then shows it; exits 0 when it succeeded and 1 when it failed, rolled\n"
+	 "back or was aborted.  A paused rollout is watched on (it waits for someone to\n"
+	 "approve or resume it).  Reverted and skipped targets count as done.",
 	 0},
 	{"ls", rollout_ls, "", 0, 0, ls_options, "list rollouts, newest first", NULL, 0},
 	{"pause", rollout_pause, "ID", 1, 1, NULL,
-	 "pause after the targets switching now (needs a newer server)", NULL, CLI_NEEDS_NEWER},
-	{"resume", rollout_resume, "ID", 1, 1, NULL,
-	 "resume a paused rollout (needs a newer server)", NULL, CLI_NEEDS_NEWER},
+	 "pause a running rollout: the targets switching now finish, nothing new starts",
+	 NULL, 0},
+	{"resume", rollout_resume, "ID", 1, 1, NULL, "resume a paused rollout (as approve does)",
+	 NULL, 0},
 	{"abort", rollout_abort, "ID", 1, 1, NULL,
-	 "abort a rollout: switched targets go back (needs a newer server)", NULL,
-	 CLI_NEEDS_NEWER},
+	 "abort a rollout: the targets it switched go back, the others never switch", NULL, 0},
 	{NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
 };

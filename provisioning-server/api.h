@@ -80,6 +80,12 @@ TN_HANDLER(tn_api_cluster_undo);
 TN_HANDLER(tn_api_rollout_list);
 TN_HANDLER(tn_api_rollout_get);
 
+/* api_webhooks.c */
+TN_HANDLER(tn_api_webhook_create);
+TN_HANDLER(tn_api_webhook_list);
+TN_HANDLER(tn_api_webhook_get);
+TN_HANDLER(tn_api_webhook_delete);
+
 /* api_tokens.c */
 TN_HANDLER(tn_api_token_create);
 TN_HANDLER(tn_api_token_list);

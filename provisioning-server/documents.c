@@ -249,20 +249,24 @@ static json_t *doc_lb(json_t *lb, int agent_port)
 			      : json_pack("{s:s}", "driver", driver);
 }
 
-int tn_documents_change(struct tn_server *srv, const char *target_id,
-			const struct tn_doc_change *ch, struct tn_error *err)
+/* A document written, to be cached and announced once its transaction
+ * committed. */
+struct written {
+	char *body, *sig;
+	char etag[TN_SHA256_HEX_LEN + 1];
+	int64_t generation;
+};
+
+/* Writes the target's next document inside the caller's transaction. */
+static int write_one(struct tn_server *srv, const char *target_id, const struct tn_doc_change *ch,
+		     struct written *w, struct tn_error *err)
 {
 	struct tn_store_doc cur = {0};
 	json_t *run, *prepare, *doc = NULL;
 	const char *state;
-	char *body = NULL, *sig = NULL;
-	char etag[TN_SHA256_HEX_LEN + 1];
-	bool in_tx = false;
 	int rc;
 
-	if ((rc = tn_store_begin(srv->store, err)))
-		return rc;
-	in_tx = true;
+	memset(w, 0, sizeof *w);
 	if ((rc = tn_store_doc_get(srv->store, target_id, &cur, err)))
 		goto out;
 	run = ch->set_run ? ch->run : cur.run;
@@ -270,26 +274,66 @@ int tn_documents_change(struct tn_server *srv, const char *target_id,
 	state = ch->state ? ch->state : cur.state;
 	doc = json_pack("{s:s, s:s, s:I, s:s, s:O?, s:O?, s:o}", "target_id", target_id, "cluster",
 			cur.cluster, "generation", (json_int_t)(cur.generation + 1), "state",
-			doc_state(state), "run", run, "prepare", prepare, "lb", doc_lb(cur.lb, cur.agent_port));
-	body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if ((rc = tn_sign_b64(srv->key, body, strlen(body), &sig, err)))
+			doc_state(state), "run", run, "prepare", prepare, "lb",
+			doc_lb(cur.lb, cur.agent_port));
+	w->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	w->generation = cur.generation + 1;
+	if ((rc = tn_sign_b64(srv->key, w->body, strlen(w->body), &w->sig, err)))
 		goto out;
-	tn_sha256_hex(body, strlen(body), etag);
-	if ((rc = tn_store_doc_put(srv->store, target_id, cur.generation, run, prepare, state, body,
-				   sig, etag, err)) ||
-	    (rc = tn_store_commit(srv->store, err)))
-		goto out;
-	in_tx = false;
-	cache_put(srv->documents, target_id, body, sig, etag, cur.generation + 1);
-	if (srv->http)
-		tn_http_wake_key(srv->http, target_id);
+	tn_sha256_hex(w->body, strlen(w->body), w->etag);
+	rc = tn_store_doc_put(srv->store, target_id, cur.generation, run, prepare, state, w->body,
+			      w->sig, w->etag, err);
 out:
-	if (in_tx)
-		tn_store_rollback(srv->store);
 	tn_store_doc_clear(&cur);
 	json_decref(doc);
-	free(body);
-	free(sig);
+	return rc;
+}
+
+static void written_clear(struct written *w)
+{
+	free(w->body);
+	free(w->sig);
+	memset(w, 0, sizeof *w);
+}
+
+/* After the commit: the cache serves it, and the target's long-polls wake. */
+static void announce(struct tn_server *srv, const char *target_id, struct written *w)
+{
+	cache_put(srv->documents, target_id, w->body, w->sig, w->etag, w->generation);
+	if (srv->http)
+		tn_http_wake_key(srv->http, target_id);
+}
+
+int tn_documents_change(struct tn_server *srv, const char *target_id,
+			const struct tn_doc_change *ch, struct tn_error *err)
+{
+	struct tn_doc_change_item one = {target_id, *ch};
+
+	return tn_documents_change_many(srv, &one, 1, err);
+}
+
+int tn_documents_change_many(struct tn_server *srv, const struct tn_doc_change_item *items,
+			     size_t n, struct tn_error *err)
+{
+	struct written *w = xcalloc(n ? n : 1, sizeof *w);
+	size_t i;
+	int rc;
+
+	if ((rc = tn_store_begin(srv->store, err)))
+		goto out;
+	for (i = 0; i < n && rc == 0; i++)
+		rc = write_one(srv, items[i].target_id, &items[i].change, &w[i], err);
+	if (rc == 0)
+		rc = tn_store_commit(srv->store, err);
+	else
+		tn_store_rollback(srv->store);
+	if (rc == 0)
+		for (i = 0; i < n; i++)
+			announce(srv, items[i].target_id, &w[i]);
+out:
+	for (i = 0; i < n; i++)
+		written_clear(&w[i]);
+	free(w);
 	return rc;
 }
 

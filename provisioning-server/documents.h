@@ -42,6 +42,15 @@ struct tn_doc_change {
 int tn_documents_change(struct tn_server *srv, const char *target_id,
 			const struct tn_doc_change *change, struct tn_error *err) TN_MUST_CHECK;
 
+/* Many targets' changes in one store transaction (one commit, so one sync
+ * for all): all or none.  The caches and long-polls follow the commit. */
+struct tn_doc_change_item {
+	const char *target_id;
+	struct tn_doc_change change;
+};
+int tn_documents_change_many(struct tn_server *srv, const struct tn_doc_change_item *items,
+			     size_t n, struct tn_error *err) TN_MUST_CHECK;
+
 /* The target's current document, for GET /agent/v1/desired. */
 struct tn_doc_view {
 	char *body;       /* caller frees */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "webhook.h"
 #include "xalloc.h"
 
 #define KEEPALIVE_S 15
@@ -36,6 +37,7 @@ void tn_audit(struct tn_server *srv, const struct tn_principal *who, const char 
 	       who ? who->name : "system", "object", object_id, "outcome", outcome);
 	if (srv->http)
 		tn_http_wake_streams(srv->http);
+	tn_webhooks_wake(srv->webhooks); /* never waits for a delivery */
 }
 
 int tn_api_events_list(struct tn_request *req, struct tn_response *resp, struct tn_error *err)

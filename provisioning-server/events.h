@@ -10,7 +10,8 @@
 struct tn_server;
 
 /* Appends an entry (detail borrowed, may be NULL) and wakes the event
- * streams.  A failure to write is logged, never returned: the write it
+ * streams and the webhook worker (which matches and delivers the entry in
+ * its own thread).  A failure to write is logged, never returned: the write it
  * describes has already happened. */
 void tn_audit(struct tn_server *srv, const struct tn_principal *who, const char *action,
 	      const char *object_type, const char *object_id, const char *outcome,

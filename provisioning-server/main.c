@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "auth.h"
 #include "blobstore.h"
 #include "documents.h"
@@ -29,6 +31,7 @@
 #include "server.h"
 #include "sign.h"
 #include "store.h"
+#include "webhook.h"
 #include "xalloc.h"
 
 #include "config.h"
@@ -69,6 +72,9 @@ static void usage(FILE *out)
 	      "                             after S seconds (default 60)\n"
 	      "      --lb-interval MS       milliseconds between load-balancer reconciliations\n"
 	      "                             (default 2000; 100 to 600000)\n"
+	      "      --webhook-backoff-ms MS  wait before a failed webhook delivery's first\n"
+	      "                             retry, doubled at each further one up to 60 s\n"
+	      "                             (default 1000; 1 to 60000); 8 attempts in all\n"
 	      "      --log-level LEVEL      debug, info (default), warn or error\n"
 	      "      --log-json             log one JSON object per line\n"
 	      "      --no-fsync             skip fsync of uploaded blobs (benchmarks only: a crash\n"
@@ -92,6 +98,7 @@ struct options {
 	size_t nproviders;
 	unsigned enroll_timeout_s, drain_timeout_s;
 	unsigned lb_interval_ms;
+	unsigned webhook_backoff_ms;
 	uint64_t max_upload;
 	unsigned threads;
 	bool no_fsync;
@@ -139,7 +146,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
 	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
-	       O_DRAIN_TIMEOUT, O_LB_INTERVAL };
+	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEBHOOK_BACKOFF };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
@@ -157,6 +164,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"enroll-timeout", required_argument, NULL, O_ENROLL_TIMEOUT},
 		{"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
 		{"lb-interval", required_argument, NULL, O_LB_INTERVAL},
+		{"webhook-backoff-ms", required_argument, NULL, O_WEBHOOK_BACKOFF},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -199,6 +207,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			o->lb_interval_ms = (unsigned)v;
+			break;
+		}
+		case O_WEBHOOK_BACKOFF: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg < '1' || *optarg > '9' || *end || v > 60000) {
+				fprintf(stderr, "tender-server: --webhook-backoff-ms \"%s\": expected 1 "
+						"to 60000 milliseconds\n", optarg);
+				return 2;
+			}
+			o->webhook_backoff_ms = (unsigned)v;
 			break;
 		}
 		case O_MAX_UPLOAD:
@@ -441,11 +461,13 @@ int main(int argc, char **argv)
 	struct tn_janitor *janitor;
 	struct tn_lifecycle_config lcc;
 	struct tn_lbsync_config lbc;
+	struct tn_webhooks_config whc = {0};
 	struct tn_error err;
 	sigset_t sigs;
 	int sig, rc;
 
 	json_object_seed(0); /* before any thread starts */
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* likewise */
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : 2;
@@ -480,13 +502,19 @@ int main(int argc, char **argv)
 		close_server(&srv);
 		return 1;
 	}
+	/* Before HTTP: request threads read srv.webhooks (tn_audit). */
+	whc.backoff_ms = o.webhook_backoff_ms;
+	srv.webhooks = tn_webhooks_start(&srv, &whc);
 	hc.listen = o.listen;
 	hc.tls_cert = o.tls_cert;
 	hc.tls_key = o.tls_key;
 	hc.threads = o.threads;
 	if (tn_http_start(&srv, &hc, &srv.http, &err) != 0) {
 		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
+		tn_webhooks_stop(srv.webhooks);
+		srv.webhooks = NULL;
 		close_server(&srv);
+		curl_global_cleanup();
 		return 1;
 	}
 	{
@@ -529,6 +557,11 @@ int main(int argc, char **argv)
 	tn_lifecycle_stop(srv.lifecycle);
 	srv.lifecycle = NULL;
 	tn_janitor_stop(janitor);
+	/* Last: every thread that audits has stopped.  Deliveries in flight
+	 * stay pending in the store for the next start. */
+	tn_webhooks_stop(srv.webhooks);
+	srv.webhooks = NULL;
 	close_server(&srv);
+	curl_global_cleanup();
 	return 0;
 }

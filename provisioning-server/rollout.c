@@ -22,6 +22,7 @@
 #define DEADLINE_DEFAULT_S 60 /* a bundle's health.deadline_s when it says none */
 #define TIMEOUT_MARGIN_S 30   /* health_timeout_s default: largest deadline + this */
 #define HISTORY_PAGES 100     /* of rollouts, looked through for undo */
+#define STAGE_CHUNK 500       /* documents written per store transaction */
 
 static const struct tn_principal system_actor = {TN_ROLE_ADMIN, "tender-server"};
 
@@ -205,6 +206,8 @@ static int create_locked(struct tn_server *srv, const char *cluster, const char 
 			 struct tn_error *err)
 {
 	json_t *targets = json_array(), *strategy = NULL, *first_to = NULL, *probe = NULL;
+	json_t *built = json_object(); /* canonical target config → release */
+	struct tn_doc_change_item *items = NULL;
 	char **ids = NULL, *id = NULL, *dist_name = NULL;
 	struct tn_store_bundle_ref ref;
 	struct tn_version v;
@@ -221,8 +224,16 @@ static int create_locked(struct tn_server *srv, const char *cluster, const char 
 		json_t *release = NULL;
 
 		rc = tn_store_doc_get(srv->store, ids[i], &doc, err);
-		if (rc == 0 && takes_part(doc.state))
-			rc = tn_release_build(srv, dist, config, doc.config, &release, err);
+		if (rc == 0 && takes_part(doc.state)) {
+			/* targets with the same config share their release */
+			char *key = tn_json_canonical(doc.config);
+
+			release = json_incref(json_object_get(built, key));
+			if (!release &&
+			    (rc = tn_release_build(srv, dist, config, doc.config, &release, err)) == 0)
+				json_object_set(built, key, release);
+			free(key);
+		}
 		if (rc == 0 && release) {
 			json_array_append_new(targets, json_pack("{s:s, s:O?, s:o}", "id", ids[i],
 								 "from_release", doc.run,
@@ -248,13 +259,21 @@ static int create_locked(struct tn_server *srv, const char *cluster, const char 
 	if ((rc = tn_store_rollout_create(srv->store, cluster, &ref, config, strategy, targets,
 					  actor, &id, err)))
 		goto out;
-	/* Every target stages the new release now, so approval only switches. */
-	for (size_t i = 0; i < json_array_size(targets); i++) {
-		json_t *t = json_array_get(targets, i);
-		struct tn_doc_change ch = {.set_prepare = true,
-					   .prepare = json_object_get(t, "to_release")};
+	/* Every target stages the new release now, so approval only switches:
+	 * a few hundred documents per transaction (a fleet's worth of syncs
+	 * would take seconds). */
+	items = xcalloc(STAGE_CHUNK, sizeof *items);
+	for (size_t i = 0; i < taking; i += STAGE_CHUNK) {
+		size_t chunk = taking - i < STAGE_CHUNK ? taking - i : STAGE_CHUNK;
 
-		if ((rc = tn_documents_change(srv, str(t, "id"), &ch, err)))
+		for (size_t k = 0; k < chunk; k++) {
+			json_t *t = json_array_get(targets, i + k);
+
+			items[k] = (struct tn_doc_change_item){
+			    str(t, "id"),
+			    {.set_prepare = true, .prepare = json_object_get(t, "to_release")}};
+		}
+		if ((rc = tn_documents_change_many(srv, items, chunk, err)))
 			goto out;
 	}
 	rc = tn_store_rollout_get(srv->store, id, out, err);
@@ -265,6 +284,8 @@ out:
 	json_decref(targets);
 	json_decref(strategy);
 	json_decref(probe);
+	json_decref(built);
+	free(items);
 	return rc;
 }
 

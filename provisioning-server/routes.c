@@ -62,6 +62,11 @@ const struct tn_route tn_routes[] = {
 	R("GET", "/api/v1/events", VIEWER, tn_api_events_list),
 	R("GET", "/api/v1/events/stream", VIEWER, tn_api_events_stream),
 
+	W("POST", "/api/v1/webhooks", OPERATOR, tn_api_webhook_create, "webhook.create"),
+	R("GET", "/api/v1/webhooks", VIEWER, tn_api_webhook_list),
+	R("GET", "/api/v1/webhooks/{}", VIEWER, tn_api_webhook_get),
+	W("DELETE", "/api/v1/webhooks/{}", OPERATOR, tn_api_webhook_delete, "webhook.delete"),
+
 	/* The agents' side: a target token opens its own target only (the
 	 * handlers act on the caller's target id, never on one in the path). */
 	R("POST", "/agent/v1/enroll", PUBLIC, tn_api_agent_enroll),

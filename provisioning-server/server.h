@@ -20,6 +20,7 @@ struct tn_providers;
 struct tn_lifecycle;
 struct tn_lbsync;
 struct tn_orchestrator;
+struct tn_webhooks;
 
 struct tn_server {
 	char *data_dir;
@@ -42,6 +43,9 @@ struct tn_server {
 	/* The rollout orchestrator's thread (NULL in in-process use: rollouts
 	 * then move only when tn_rollout_step is called). */
 	struct tn_orchestrator *orchestrator;
+	/* The webhook deliveries' worker (NULL in in-process use: events are
+	 * then matched and sent by the next server that runs on the store). */
+	struct tn_webhooks *webhooks;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
 };

@@ -2,7 +2,7 @@
  * connection per thread with its own cache of prepared statements, and the
  * functions of store.h.  All of the server's SQL lives in this file.
  *
- * Schema (migrations 1 and 2; times are RFC 3339 UTC text, which sorts by
+ * Schema (migrations 1 to 5; times are RFC 3339 UTC text, which sorts by
  * time; JSON columns hold canonical JSON text, keys sorted, so equal values
  * are equal strings):
  *
@@ -43,18 +43,35 @@
  *       cluster: a partial unique index holds that, the functions name the
  *       rollout in the way first.
  *   rollout_targets(rollout_id CASCADE, target_id CASCADE, batch, state, message,
- *           [2] from_release, to_release, [4] switched_at, prepared)
+ *           [2] from_release, to_release, [4] switched_at, finished_at, prepared)
  *       RELEASE json of each side; state pending, switching, succeeded,
  *       failed, reverted (switched back by a halt or an abort) or skipped
  *       (never switched); switched_at the Unix time in ms its document was
- *       switched (the health timeout runs from it); prepared 1 once the
+ *       switched (the health timeout runs from it), finished_at when its
+ *       result (succeeded or failed) came; prepared 1 once the
  *       agent staged to_release.
  *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
  *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
  *           CASCADE, uses_left, expires, created_by, created)
  *   api_tokens(name PRIMARY KEY, token_hash UNIQUE, role, expires, created,
  *           created_by, revoked_at)
- *   webhooks(seq, id 'w-...' UNIQUE, url, events, created, created_by)
+ *   webhooks(seq, id 'w-...' UNIQUE, url, events, created, created_by,
+ *           [5] since_event, delivered, failed)
+ *       events is the json array of patterns; a webhook receives the events
+ *       whose id is above since_event (the last one when it was made).
+ *       delivered and failed count its finished deliveries, also those
+ *       pruned since.
+ *   [5] webhook_deliveries(id, webhook_id CASCADE, event_id, event, state,
+ *           attempts, due_ms, last_ms, status, error, created)
+ *       UNIQUE(webhook_id, event_id).  state: pending, delivered, failed.
+ *       due_ms (ms since the Unix epoch) is when a pending one is tried
+ *       next, last_ms when it was last tried or ended; status and error are
+ *       those of the last attempt.  Finished rows beyond a webhook's newest
+ *       few are pruned.
+ *   [5] webhook_attempts(delivery_id CASCADE, number, at, status, error,
+ *           duration_ms)   one row per attempt of a delivery.
+ *   [5] webhook_scan(id = 1, last_event): the last event matched against
+ *       the webhooks; the worker goes on from there after a restart.
  *   events(id AUTOINCREMENT, at, actor, action, object_type, object_id,
  *           outcome, detail)   AUTOINCREMENT: an id is never reused, even
  *       after the newest rows are gone, so SSE readers never miss one.
@@ -263,7 +280,40 @@ static const char *const migrations[] = {
 	"ALTER TABLE targets ADD COLUMN serves_port INTEGER;",
 	/* 4: the rollout orchestrator */
 	"ALTER TABLE rollout_targets ADD COLUMN switched_at INTEGER;"
+	"ALTER TABLE rollout_targets ADD COLUMN finished_at INTEGER;"
 	"ALTER TABLE rollout_targets ADD COLUMN prepared INTEGER NOT NULL DEFAULT 0;",
+	/* 5: webhook deliveries, their attempts, and how far events were matched */
+	"ALTER TABLE webhooks ADD COLUMN since_event INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE webhooks ADD COLUMN delivered INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE webhooks ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE webhook_deliveries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+	"  event_id INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  due_ms INTEGER NOT NULL,"
+	"  last_ms INTEGER,"
+	"  status INTEGER,"
+	"  error TEXT,"
+	"  created TEXT NOT NULL,"
+	"  UNIQUE (webhook_id, event_id));"
+	"CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, state, id);"
+	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries(due_ms)"
+	"  WHERE state = 'pending';"
+	"CREATE TABLE webhook_attempts ("
+	"  delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,"
+	"  number INTEGER NOT NULL,"
+	"  at TEXT NOT NULL,"
+	"  status INTEGER,"
+	"  error TEXT,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (delivery_id, number)) WITHOUT ROWID;"
+	"CREATE TABLE webhook_scan ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  last_event INTEGER NOT NULL);"
+	"INSERT INTO webhook_scan (id, last_event) SELECT 1, coalesce(max(id), 0) FROM events;",
 };
 
 /* clang-format on */
@@ -378,6 +428,26 @@ enum stmt_id {
 	ST_ROLLOUT_SUCCEEDED_REVISION,
 	ST_REVISION_GET,
 
+	ST_EVENT_GET,
+	ST_WEBHOOK_INSERT,
+	ST_WEBHOOK_GET,
+	ST_WEBHOOK_LIST,
+	ST_WEBHOOK_DELETE,
+	ST_WEBHOOK_RECENT,
+	ST_WEBHOOK_TRIES,
+	ST_WEBHOOK_MATCHERS,
+	ST_WEBHOOK_COUNT,
+	ST_WEBHOOK_SCAN_GET,
+	ST_WEBHOOK_SCAN_SET,
+	ST_DELIVERY_INSERT,
+	ST_DELIVERY_OVERFLOW,
+	ST_DELIVERY_DUE,
+	ST_DELIVERY_NEXT,
+	ST_DELIVERY_FIND,
+	ST_DELIVERY_SET,
+	ST_DELIVERY_PRUNE,
+	ST_ATTEMPT_INSERT,
+
 	ST_COUNT
 };
 
@@ -407,6 +477,16 @@ enum stmt_id {
 	" LEFT JOIN distributions fd ON fd.id = fr.distribution_id"                                \
 	" JOIN cluster_revisions tr ON tr.id = o.to_revision_id"                                   \
 	" LEFT JOIN distributions td ON td.id = tr.distribution_id"
+
+/* A webhook with its counts and its last delivery tried or ended. */
+#define WEBHOOK_SELECT                                                                             \
+	"SELECT w.seq, w.id, w.url, w.events, w.created, w.created_by, w.delivered, w.failed,"    \
+	" (SELECT count(*) FROM webhook_deliveries p"                                              \
+	" WHERE p.webhook_id = w.id AND p.state = 'pending'),"                                     \
+	" l.event_id, l.event, l.state, l.status, l.last_ms, l.attempts, l.error"                  \
+	" FROM webhooks w LEFT JOIN webhook_deliveries l ON l.id ="                                \
+	" (SELECT id FROM webhook_deliveries x WHERE x.webhook_id = w.id"                          \
+	" AND x.last_ms IS NOT NULL ORDER BY x.last_ms DESC, x.id DESC LIMIT 1)"
 
 static const char *const statement_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -589,7 +669,8 @@ static const char *const statement_sql[ST_COUNT] = {
 						   " (SELECT id FROM clusters WHERE name = ?3)"
 						   " ORDER BY o.seq DESC LIMIT ?2",
 	[ST_ROLLOUT_TARGETS] = "SELECT x.batch, x.target_id, x.state, x.message, x.from_release,"
-			       " x.to_release, x.switched_at, x.prepared FROM rollout_targets x"
+			       " x.to_release, x.switched_at, x.prepared, x.finished_at"
+			       " FROM rollout_targets x"
 			       " JOIN targets t ON t.id = x.target_id"
 			       " WHERE x.rollout_id = ?1 ORDER BY x.batch, t.seq",
 	[ST_ROLLOUT_APPROVALS] = "SELECT approved_by, at, batch FROM rollout_approvals"
@@ -601,7 +682,9 @@ static const char *const statement_sql[ST_COUNT] = {
 	[ST_ROLLOUT_TOUCH] = "UPDATE rollouts SET updated = ?2 WHERE id = ?1",
 	[ST_ROLLOUT_TARGET_SET] = "UPDATE rollout_targets SET state = ?3, message = ?4,"
 				  " switched_at = CASE WHEN ?3 = 'switching' THEN ?5"
-				  " ELSE switched_at END"
+				  " ELSE switched_at END,"
+				  " finished_at = CASE WHEN ?3 IN ('succeeded', 'failed') THEN ?5"
+				  " ELSE finished_at END"
 				  " WHERE rollout_id = ?1 AND target_id = ?2",
 	[ST_ROLLOUT_TARGET_PREPARED] = "UPDATE rollout_targets SET prepared = 1"
 				       " WHERE rollout_id = ?1 AND target_id = ?2",
@@ -621,6 +704,58 @@ static const char *const statement_sql[ST_COUNT] = {
 				  " FROM rollout_targets x JOIN rollouts o ON o.id = x.rollout_id"
 				  " WHERE x.target_id = ?1 AND o.state IN " ACTIVE_ROLLOUT
 				  " ORDER BY o.seq DESC LIMIT 1",
+
+	[ST_EVENT_GET] = "SELECT id, at, actor, action, object_type, object_id, outcome, detail"
+			 " FROM events WHERE id = ?1",
+	/* A webhook hears what happens after it is made. */
+	[ST_WEBHOOK_INSERT] = "INSERT INTO webhooks (id, url, events, created, created_by,"
+			      " since_event) VALUES (?1, ?2, ?3, ?4, ?5,"
+			      " (SELECT coalesce(max(id), 0) FROM events))",
+	[ST_WEBHOOK_GET] = WEBHOOK_SELECT " WHERE w.id = ?1",
+	[ST_WEBHOOK_LIST] = WEBHOOK_SELECT " WHERE w.seq > ?1 ORDER BY w.seq LIMIT ?2",
+	[ST_WEBHOOK_DELETE] = "DELETE FROM webhooks WHERE id = ?1",
+	[ST_WEBHOOK_RECENT] = "SELECT id, event_id, event, state, attempts, status, error, created,"
+			      " last_ms, due_ms FROM webhook_deliveries WHERE webhook_id = ?1"
+			      " ORDER BY id DESC LIMIT ?2",
+	[ST_WEBHOOK_TRIES] = "SELECT number, at, status, error, duration_ms FROM webhook_attempts"
+			     " WHERE delivery_id = ?1 ORDER BY number",
+	[ST_WEBHOOK_MATCHERS] = "SELECT id, events, since_event FROM webhooks ORDER BY seq",
+	[ST_WEBHOOK_COUNT] = "UPDATE webhooks SET delivered = delivered + ?2,"
+			     " failed = failed + ?3 WHERE id = ?1",
+	[ST_WEBHOOK_SCAN_GET] = "SELECT last_event FROM webhook_scan WHERE id = 1",
+	[ST_WEBHOOK_SCAN_SET] = "UPDATE webhook_scan SET last_event = ?1"
+				" WHERE id = 1 AND last_event < ?1",
+	/* Nothing when the webhook is gone, or already has this event. */
+	[ST_DELIVERY_INSERT] = "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, event_id,"
+			       " event, state, due_ms, created)"
+			       " SELECT id, ?2, ?3, 'pending', ?4, ?5 FROM webhooks WHERE id = ?1",
+	/* The oldest pending ones beyond the newest ?2 of a webhook. */
+	[ST_DELIVERY_OVERFLOW] = "UPDATE webhook_deliveries SET state = 'failed',"
+				 " error = 'queue full', last_ms = ?3"
+				 " WHERE id IN (SELECT id FROM webhook_deliveries"
+				 " WHERE webhook_id = ?1 AND state = 'pending'"
+				 " ORDER BY id DESC LIMIT -1 OFFSET ?2)",
+	/* Of each webhook, its pending delivery due first: one at a time
+	 * per webhook keeps its events in order. */
+	[ST_DELIVERY_DUE] = "SELECT d.id, d.webhook_id, w.url, d.event_id, d.event, d.attempts"
+			    " FROM (SELECT id, webhook_id, event_id, event, attempts, due_ms,"
+			    " row_number() OVER (PARTITION BY webhook_id ORDER BY due_ms, id) AS n"
+			    " FROM webhook_deliveries WHERE state = 'pending' AND due_ms <= ?1) d"
+			    " JOIN webhooks w ON w.id = d.webhook_id"
+			    " WHERE d.n = 1 ORDER BY d.due_ms, d.id LIMIT ?2",
+	[ST_DELIVERY_NEXT] = "SELECT min(due_ms) FROM webhook_deliveries"
+			     " WHERE state = 'pending' AND due_ms > ?1",
+	[ST_DELIVERY_FIND] = "SELECT webhook_id, attempts FROM webhook_deliveries"
+			     " WHERE id = ?1 AND state = 'pending'",
+	[ST_DELIVERY_SET] = "UPDATE webhook_deliveries SET state = ?2, attempts = ?3, status = ?4,"
+			    " error = ?5, last_ms = ?6, due_ms = ?7 WHERE id = ?1",
+	/* Finished deliveries beyond the newest ?2 of a webhook. */
+	[ST_DELIVERY_PRUNE] = "DELETE FROM webhook_deliveries WHERE webhook_id = ?1"
+			      " AND state <> 'pending' AND id NOT IN (SELECT id"
+			      " FROM webhook_deliveries WHERE webhook_id = ?1 AND state <> 'pending'"
+			      " ORDER BY id DESC LIMIT ?2)",
+	[ST_ATTEMPT_INSERT] = "INSERT INTO webhook_attempts (delivery_id, number, at, status,"
+			      " error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* clang-format on */
@@ -751,8 +886,14 @@ static int conn_open_db(const char *path, int flags, sqlite3 **out, struct tn_er
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	ret = exec_sql(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;", err,
-		       "connection settings");
+	/* cache_size: SQLite's default 2 MiB page cache re-reads a fleet's
+	 * targets table from the file at every pass (a rollout of 10,000
+	 * targets spent most of its time in pread); 16 MiB per connection,
+	 * taken only as used. */
+	ret = exec_sql(db,
+		       "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+		       " PRAGMA cache_size = -16384;",
+		       err, "connection settings");
 	if (ret)
 		goto out;
 	*out = db;
@@ -4231,10 +4372,11 @@ static int rollout_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 		prepared += sqlite3_column_int(st, 7) != 0;
 		json_array_append_new(
 		    json_object_get(batch, "targets"),
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "id", col_str(st, 1), "state",
-			      col_str(st, 2), "message", col_str(st, 3), "from_release",
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "id", col_str(st, 1),
+			      "state", col_str(st, 2), "message", col_str(st, 3), "from_release",
 			      col_json(st, 4), "to_release", col_json(st, 5), "switched_at",
-			      col_int_opt(st, 6), "prepared", sqlite3_column_int(st, 7) != 0));
+			      col_int_opt(st, 6), "finished_at", col_int_opt(st, 8), "prepared",
+			      sqlite3_column_int(st, 7) != 0));
 	}
 	if (ret < 0)
 		goto out;
@@ -4687,5 +4829,569 @@ int tn_store_rollout_for_target(struct tn_store *store, const char *target_id, j
 			 col_json(st, 3), "to_release", col_json(st, 4));
 out:
 	stmt_done(st);
+	return ret;
+}
+
+/* ------------------------------------------------------------ webhooks */
+
+/* Newest deliveries shown by tn_store_webhook_get. */
+#define WEBHOOK_RECENT 20
+
+static const char *const delivery_states[] = {"pending", "delivered", "failed", NULL};
+
+int tn_store_event_get(struct tn_store *store, int64_t id, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_EVENT_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_row(c, st, err, "get event");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "event %" PRId64 " not found", id);
+		goto out;
+	}
+	ret = event_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* RFC 3339 text of a time in ms since the epoch, or null for SQL NULL. */
+static json_t *col_ms_time(sqlite3_stmt *st, int i)
+{
+	char text[TN_STORE_TIME_LEN + 1];
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	tn_store_time_format((time_t)(sqlite3_column_int64(st, i) / 1000), text);
+	return json_string(text);
+}
+
+/* Row of WEBHOOK_SELECT: seq, id, url, events, created, created_by,
+ * delivered, failed, pending, then the last delivery's event_id, event,
+ * state, status, last_ms, attempts, error (all NULL when none). */
+static int webhook_item(struct conn *c, sqlite3_stmt *st, json_t **out, struct tn_error *err)
+{
+	json_t *last = json_null();
+
+	(void)c;
+	(void)err;
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+		last = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "event_id", col_int(st, 9),
+				 "event", col_str(st, 10), "state", col_str(st, 11), "status",
+				 col_int_opt(st, 12), "at", col_ms_time(st, 13), "attempts",
+				 col_int(st, 14), "error", col_str(st, 15));
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}", "id", col_str(st, 1),
+			 "url", col_str(st, 2), "events", col_json(st, 3), "created",
+			 col_str(st, 4), "created_by", col_str(st, 5), "deliveries", "ok",
+			 col_int(st, 6), "failed", col_int(st, 7), "pending", col_int(st, 8),
+			 "last", last);
+	return 0;
+}
+
+int tn_store_webhook_create(struct tn_store *store, const char *url, json_t *events,
+			    const char *actor, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char id[32], now[TN_STORE_TIME_LEN + 1];
+	char *etext = NULL;
+	int ret;
+
+	if (!json_is_array(events)) {
+		ret = tn_fail(err, TN_E_INVALID, "events: must be an array");
+		goto out;
+	}
+	ret = random_id("w-", id, sizeof id, err);
+	if (ret)
+		goto out;
+	etext = tn_json_canonical(events);
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	/* One INSERT: its own transaction. */
+	ret = stmt_get(c, ST_WEBHOOK_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_text(c, st, 2, url);
+	bind_text(c, st, 3, etext);
+	bind_text(c, st, 4, now);
+	bind_text(c, st, 5, actor);
+	ret = run_done(c, st, err, "insert webhook");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+	if (out) {
+		/* Not get: its recent deliveries are none. */
+		ret = stmt_get(c, ST_WEBHOOK_GET, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, id);
+		ret = run_row(c, st, err, "get webhook");
+		if (ret < 0)
+			goto out;
+		ret = ret ? webhook_item(c, st, out, err)
+			  : tn_fail(err, TN_E_NOT_FOUND, "webhook %s not found", id);
+	}
+out:
+	stmt_done(st);
+	free(etext);
+	return ret;
+}
+
+/* The attempts of delivery id: [{number, at, status, error, duration_ms}]. */
+static int webhook_tries(struct conn *c, int64_t id, json_t **out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *tries = json_array();
+	int ret;
+
+	ret = stmt_get(c, ST_WEBHOOK_TRIES, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	while ((ret = run_row(c, st, err, "delivery attempts")) == 1)
+		json_array_append_new(
+		    tries, json_pack("{s:o, s:o, s:o, s:o, s:o}", "number", col_int(st, 0), "at",
+				     col_str(st, 1), "status", col_int_opt(st, 2), "error",
+				     col_str(st, 3), "duration_ms", col_int(st, 4)));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*out = tries;
+	tries = NULL;
+out:
+	stmt_done(st);
+	json_decref(tries);
+	return ret;
+}
+
+/* The newest deliveries of a webhook, each with its attempts. */
+static int webhook_recent(struct conn *c, const char *id, json_t **out, struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *recent = json_array(), *d;
+	size_t i;
+	int ret;
+
+	ret = stmt_get(c, ST_WEBHOOK_RECENT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_int(c, st, 2, WEBHOOK_RECENT);
+	/* Row: id, event_id, event, state, attempts, status, error, created,
+	 * last_ms, due_ms. */
+	while ((ret = run_row(c, st, err, "recent deliveries")) == 1) {
+		bool pending = strcmp(col_cstr(st, 3), "pending") == 0;
+
+		json_array_append_new(
+		    recent, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+				      col_int(st, 0), "event_id", col_int(st, 1), "event",
+				      col_str(st, 2), "state", col_str(st, 3), "attempts",
+				      col_int(st, 4), "status", col_int_opt(st, 5), "error",
+				      col_str(st, 6), "created", col_str(st, 7), "at",
+				      col_ms_time(st, 8), "next_attempt",
+				      pending ? col_ms_time(st, 9) : json_null()));
+	}
+	if (ret < 0)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+	ret = 0;
+	/* The statement is done before the attempts are read (the same
+	 * connection runs both). */
+	json_array_foreach(recent, i, d) {
+		json_t *tries = NULL;
+
+		ret = webhook_tries(c, json_integer_value(json_object_get(d, "id")), &tries, err);
+		if (ret)
+			goto out;
+		json_object_set_new(d, "tries", tries);
+	}
+	*out = recent;
+	recent = NULL;
+out:
+	stmt_done(st);
+	json_decref(recent);
+	return ret;
+}
+
+int tn_store_webhook_get(struct tn_store *store, const char *id, json_t **out,
+			 struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *hook = NULL, *recent = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_WEBHOOK_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_row(c, st, err, "get webhook");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "webhook %s not found", id);
+		goto out;
+	}
+	ret = webhook_item(c, st, &hook, err);
+	if (ret)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+	ret = webhook_recent(c, id, &recent, err);
+	if (ret)
+		goto out;
+	json_object_set_new(hook, "recent", recent);
+	*out = hook;
+	hook = NULL;
+out:
+	stmt_done(st);
+	json_decref(hook);
+	return ret;
+}
+
+int tn_store_webhook_list(struct tn_store *store, unsigned limit, const char *after, json_t **out,
+			  struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *cursor = NULL;
+	json_int_t seq = 0;
+	int ret;
+
+	limit = clamp_limit(limit);
+	if (after) {
+		ret = cursor_decode(after, &cursor, err, "[I]", &seq);
+		if (ret)
+			goto out;
+	}
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_WEBHOOK_LIST, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, seq);
+	bind_int(c, st, 2, (int64_t)limit + 1);
+	ret = run_page(c, st, limit, webhook_item, seq_key, out, err);
+out:
+	stmt_done(st);
+	json_decref(cursor);
+	return ret;
+}
+
+int tn_store_webhook_delete(struct tn_store *store, const char *id, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_WEBHOOK_DELETE, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	ret = run_done(c, st, err, "delete webhook");
+	if (ret)
+		goto out;
+	if (sqlite3_changes(c->db) == 0)
+		ret = tn_fail(err, TN_E_NOT_FOUND, "webhook %s not found", id);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_webhook_matchers(struct tn_store *store, json_t **out, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *all = json_array();
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_WEBHOOK_MATCHERS, &st, err);
+	if (ret)
+		goto out;
+	while ((ret = run_row(c, st, err, "webhooks")) == 1)
+		json_array_append_new(all, json_pack("{s:o, s:o, s:o}", "id", col_str(st, 0),
+						     "events", col_json(st, 1), "since_event",
+						     col_int(st, 2)));
+	if (ret < 0)
+		goto out;
+	ret = 0;
+	*out = all;
+	all = NULL;
+out:
+	stmt_done(st);
+	json_decref(all);
+	return ret;
+}
+
+int tn_store_webhook_scan_get(struct tn_store *store, int64_t *out, struct tn_error *err)
+{
+	return count_query(store, ST_WEBHOOK_SCAN_GET, out, err);
+}
+
+int tn_store_webhook_scan_set(struct tn_store *store, int64_t last_event, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_WEBHOOK_SCAN_SET, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, last_event);
+	ret = run_done(c, st, err, "webhook scan");
+out:
+	stmt_done(st);
+	return ret;
+}
+
+/* Adds to a webhook's counts of finished deliveries. */
+static int webhook_count(struct conn *c, const char *id, int64_t delivered, int64_t failed,
+			 struct tn_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = stmt_get(c, ST_WEBHOOK_COUNT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, id);
+	bind_int(c, st, 2, delivered);
+	bind_int(c, st, 3, failed);
+	ret = run_done(c, st, err, "count deliveries");
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_webhook_enqueue(struct tn_store *store, const char *webhook_id, int64_t event_id,
+			     const char *event, int64_t due_ms, unsigned max_pending,
+			     unsigned *dropped, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char now[TN_STORE_TIME_LEN + 1];
+	bool in_tx = false;
+	int n = 0;
+	int ret;
+
+	if (dropped)
+		*dropped = 0;
+	tn_store_now(now);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_DELIVERY_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, webhook_id);
+	bind_int(c, st, 2, event_id);
+	bind_text(c, st, 3, event);
+	bind_int(c, st, 4, due_ms);
+	bind_text(c, st, 5, now);
+	ret = run_done(c, st, err, "queue delivery");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+	if (sqlite3_changes(c->db) > 0) {
+		ret = stmt_get(c, ST_DELIVERY_OVERFLOW, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, webhook_id);
+		bind_int(c, st, 2, max_pending);
+		bind_int(c, st, 3, due_ms);
+		ret = run_done(c, st, err, "drop deliveries");
+		if (ret)
+			goto out;
+		n = sqlite3_changes(c->db);
+		if (n > 0 && (ret = webhook_count(c, webhook_id, 0, n, err)))
+			goto out;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	if (dropped)
+		*dropped = (unsigned)n;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
+int tn_store_webhook_due(struct tn_store *store, int64_t now_ms, unsigned limit, json_t **out,
+			 int64_t *next_ms, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *due = json_array();
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_DELIVERY_DUE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, now_ms);
+	bind_int(c, st, 2, limit);
+	while ((ret = run_row(c, st, err, "due deliveries")) == 1)
+		json_array_append_new(
+		    due, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id", col_int(st, 0), "webhook",
+				   col_str(st, 1), "url", col_str(st, 2), "event_id",
+				   col_int(st, 3), "event", col_str(st, 4), "attempts",
+				   col_int(st, 5)));
+	if (ret < 0)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+	ret = stmt_get(c, ST_DELIVERY_NEXT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, now_ms);
+	ret = run_row(c, st, err, "next delivery");
+	if (ret < 0)
+		goto out;
+	*next_ms = ret ? sqlite3_column_int64(st, 0) : 0; /* min() of nothing is NULL: 0 */
+	ret = 0;
+	*out = due;
+	due = NULL;
+out:
+	stmt_done(st);
+	json_decref(due);
+	return ret;
+}
+
+int tn_store_webhook_attempt(struct tn_store *store, const struct tn_store_webhook_attempt *a,
+			     bool *recorded, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char at[TN_STORE_TIME_LEN + 1];
+	char *webhook = NULL;
+	int64_t number = 0;
+	bool in_tx = false, pending;
+	int ret;
+
+	if (recorded)
+		*recorded = false;
+	if (!a->state || !in_list(a->state, delivery_states)) {
+		ret = tn_fail(err, TN_E_INVALID, "delivery state: %s is not one of pending, "
+						 "delivered, failed", a->state ? a->state : "(none)");
+		goto out;
+	}
+	pending = strcmp(a->state, "pending") == 0;
+	tn_store_time_format((time_t)(a->at_ms / 1000), at);
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_DELIVERY_FIND, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, a->delivery_id);
+	ret = run_row(c, st, err, "find delivery");
+	if (ret <= 0)
+		goto out; /* gone: committed below, nothing written */
+	webhook = xstrdup(col_cstr(st, 0));
+	number = sqlite3_column_int64(st, 1) + 1;
+	stmt_done(st);
+	st = NULL;
+
+	ret = stmt_get(c, ST_ATTEMPT_INSERT, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, a->delivery_id);
+	bind_int(c, st, 2, number);
+	bind_text(c, st, 3, at);
+	if (a->status > 0)
+		bind_int(c, st, 4, a->status);
+	bind_text(c, st, 5, a->error);
+	bind_int(c, st, 6, a->duration_ms);
+	ret = run_done(c, st, err, "record attempt");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+
+	ret = stmt_get(c, ST_DELIVERY_SET, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, a->delivery_id);
+	bind_text(c, st, 2, a->state);
+	bind_int(c, st, 3, number);
+	if (a->status > 0)
+		bind_int(c, st, 4, a->status);
+	bind_text(c, st, 5, a->error);
+	bind_int(c, st, 6, a->at_ms + a->duration_ms);
+	bind_int(c, st, 7, pending ? a->next_ms : a->at_ms + a->duration_ms);
+	ret = run_done(c, st, err, "update delivery");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	st = NULL;
+
+	if (!pending) {
+		bool ok = strcmp(a->state, "delivered") == 0;
+
+		ret = webhook_count(c, webhook, ok, !ok, err);
+		if (ret)
+			goto out;
+		ret = stmt_get(c, ST_DELIVERY_PRUNE, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, webhook);
+		bind_int(c, st, 2, a->keep);
+		ret = run_done(c, st, err, "prune deliveries");
+		if (ret)
+			goto out;
+	}
+	if (recorded)
+		*recorded = true;
+out:
+	stmt_done(st);
+	if (in_tx) {
+		if (ret == 0 && (ret = tx_commit(c, err)) == 0)
+			in_tx = false;
+		if (in_tx)
+			tx_rollback(c);
+	}
+	free(webhook);
 	return ret;
 }

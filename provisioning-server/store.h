@@ -293,6 +293,9 @@ int tn_store_event_list(struct tn_store *store, const char *after, unsigned limi
 /* The highest event id, 0 when the log is empty. */
 int tn_store_event_last_id(struct tn_store *store, int64_t *out,
 			   struct tn_error *err) TN_MUST_CHECK;
+/* One event, shaped as in tn_store_event_list.  TN_E_NOT_FOUND. */
+int tn_store_event_get(struct tn_store *store, int64_t id, json_t **out,
+		       struct tn_error *err) TN_MUST_CHECK;
 
 /* ------------------------------------------------------------ transactions */
 
@@ -436,7 +439,7 @@ int tn_store_rollout_create(struct tn_store *store, const char *cluster,
 			    struct tn_error *err) TN_MUST_CHECK;
 /* {id, cluster, from: "n@v"|null, to: "n@v", from_revision, to_revision, state, strategy,
  *  batches: [{index, state, targets: [{id, state, message, from_release, to_release,
- *  switched_at (Unix ms or null), prepared}]}], approvals: [{by, at, batch}], prepared
+ *  switched_at and finished_at (Unix ms or null), prepared}]}], approvals: [{by, at, batch}], prepared
  *  (how many targets staged to_release), created_by, created, updated}.  The batch state
  *  is derived: "done" when every target is succeeded, failed, reverted or skipped,
  *  "pending" when all are pending, else the rollout's.
@@ -461,7 +464,8 @@ int tn_store_rollout_set_state(struct tn_store *store, const char *id, const cha
 int tn_store_rollout_approve(struct tn_store *store, const char *id, const char *actor, int batch,
 			     struct tn_error *err) TN_MUST_CHECK;
 /* Sets a rollout target's state (any non-empty text) and message (NULL
- * clears it); "switching" also records now as its switched_at.
+ * clears it); "switching" also records now as its switched_at, succeeded
+ * and failed as its finished_at.
  * TN_E_NOT_FOUND when target_id is not in the rollout. */
 int tn_store_rollout_target_set(struct tn_store *store, const char *rollout_id,
 				const char *target_id, const char *state, const char *message,
@@ -486,5 +490,74 @@ int tn_store_cluster_revision(struct tn_store *store, const char *cluster, int64
  * decref'd; TN_E_NOT_FOUND when none. */
 int tn_store_rollout_for_target(struct tn_store *store, const char *target_id, json_t **out,
 				struct tn_error *err) TN_MUST_CHECK;
+
+/* ------------------------------------------------------------ webhooks */
+
+/* Registers a webhook for url and events (a JSON array of patterns, both
+ * checked by the caller: webhook.h), with an id "w-..." made here.  It
+ * receives the events appended after this call.  *out (may be NULL) is the
+ * webhook as tn_store_webhook_get shows it. */
+int tn_store_webhook_create(struct tn_store *store, const char *url, json_t *events,
+			    const char *actor, json_t **out, struct tn_error *err) TN_MUST_CHECK;
+/* {id, url, events, created, created_by, deliveries: {ok, failed, pending,
+ * last}}, last being null or the delivery tried or ended last: {event_id,
+ * event, state, status, at, attempts, error}.  get adds recent: the newest
+ * deliveries, each {id, event_id, event, state, attempts, status, error,
+ * created, at, next_attempt, tries: [{number, at, status, error,
+ * duration_ms}]}.  TN_E_NOT_FOUND. */
+int tn_store_webhook_get(struct tn_store *store, const char *id, json_t **out,
+			 struct tn_error *err) TN_MUST_CHECK;
+/* In creation order; items as get without recent. */
+int tn_store_webhook_list(struct tn_store *store, unsigned limit, const char *after, json_t **out,
+			  struct tn_error *err) TN_MUST_CHECK;
+/* Deletes a webhook and its deliveries, pending ones included.
+ * TN_E_NOT_FOUND. */
+int tn_store_webhook_delete(struct tn_store *store, const char *id,
+			    struct tn_error *err) TN_MUST_CHECK;
+
+/* The delivery worker's side (webhook.c). */
+
+/* Every webhook as [{id, events, since_event}], in creation order. */
+int tn_store_webhook_matchers(struct tn_store *store, json_t **out,
+			      struct tn_error *err) TN_MUST_CHECK;
+/* The id of the last event matched against the webhooks; setting it never
+ * moves it back. */
+int tn_store_webhook_scan_get(struct tn_store *store, int64_t *out,
+			      struct tn_error *err) TN_MUST_CHECK;
+int tn_store_webhook_scan_set(struct tn_store *store, int64_t last_event,
+			      struct tn_error *err) TN_MUST_CHECK;
+/* Queues event_id (its action is event) for webhook_id, due at due_ms
+ * (milliseconds since the Unix epoch).  Nothing when the webhook is gone
+ * or already has that event.  The webhook's oldest pending deliveries
+ * beyond max_pending end failed with "queue full"; *dropped (may be NULL)
+ * gets their number. */
+int tn_store_webhook_enqueue(struct tn_store *store, const char *webhook_id, int64_t event_id,
+			     const char *event, int64_t due_ms, unsigned max_pending,
+			     unsigned *dropped, struct tn_error *err) TN_MUST_CHECK;
+/* Pending deliveries due at now_ms, one per webhook (its earliest due),
+ * earliest due first, at most limit: [{id, webhook, url, event_id, event,
+ * attempts}].  *next_ms: the earliest due time after now_ms of any pending
+ * delivery, 0 when there is none. */
+int tn_store_webhook_due(struct tn_store *store, int64_t now_ms, unsigned limit, json_t **out,
+			 int64_t *next_ms, struct tn_error *err) TN_MUST_CHECK;
+
+struct tn_store_webhook_attempt {
+	int64_t delivery_id;
+	int status;	     /* the HTTP status answered, 0 when none */
+	const char *error;   /* NULL when delivered */
+	int64_t at_ms;	     /* when the attempt began */
+	int64_t duration_ms;
+	const char *state;   /* what the delivery becomes: pending, delivered, failed */
+	int64_t next_ms;     /* pending: when it is tried again */
+	unsigned keep;	     /* finished deliveries kept per webhook */
+};
+
+/* Records an attempt of a pending delivery and what the delivery becomes.
+ * A finished one counts in its webhook's delivered or failed, and the
+ * webhook's finished deliveries beyond the newest keep are pruned.  A
+ * delivery that is gone or no longer pending (its webhook deleted
+ * meanwhile) is no error: *recorded (may be NULL) is false. */
+int tn_store_webhook_attempt(struct tn_store *store, const struct tn_store_webhook_attempt *a,
+			     bool *recorded, struct tn_error *err) TN_MUST_CHECK;
 
 #endif

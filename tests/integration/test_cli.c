@@ -2,7 +2,7 @@
  * against a real tender-server: every verb, its JSON output parsed and
  * checked, its table checked for headers and a row; the exit statuses (0
  * done, 1 refused with the server's message as is, 2 usage with a hint, 3
- * unreachable); the verbs that wait for a newer server; --help everywhere;
+ * unreachable); every verb reaching this server; webhooks; --help everywhere;
  * the config from flags, environment and file; the progress bar on a
  * terminal only; and the bash completion against the help.
  * One server for the whole group; each test uses its own names. */
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bundles.h"
@@ -309,9 +310,6 @@ static void test_help_for_every_command(void **state)
 	static const char *const nouns[] = {"bundle", "dist",	 "cluster", "target",
 					    "rollout", "events", "webhook", "token",
 					    "enroll-command"};
-	static const char *const newer[] = {"rollout pause", "rollout resume", "rollout abort",
-					    "cluster undo",  "webhook add",    "webhook ls",
-					    "webhook rm"};
 	struct fx *fx = *state;
 	char *commands = help_commands(fx), *save = NULL, *line;
 	size_t seen = 0;
@@ -331,7 +329,6 @@ static void test_help_for_every_command(void **state)
 	}
 	for (line = strtok_r(commands, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char noun[64] = "", verb[64] = "", *usage;
-		bool needs_newer = false;
 
 		seen++;
 		if (sscanf(line, "%63s %63s", noun, verb) == 2)
@@ -341,12 +338,8 @@ static void test_help_for_every_command(void **state)
 		usage = xasprintf("Usage: tender %s", line);
 		expect_in(r.out, usage, line);
 		expect_in(r.out, "--output", line); /* the global options too */
-		for (size_t i = 0; i < sizeof newer / sizeof newer[0]; i++)
-			needs_newer |= strcmp(newer[i], line) == 0;
-		if (needs_newer)
-			expect_in(r.out, "Needs a newer server", line);
-		else
-			expect_not_in(r.out, "Needs a newer server", line);
+		/* every endpoint is in this server: no verb waits for a newer one */
+		expect_not_in(r.out, "Needs a newer server", line);
 		th_run_free(&r);
 		free(usage);
 	}
@@ -512,13 +505,31 @@ static void test_usage_errors_exit_2_with_a_hint(void **state)
 	    {{"cluster", "create", "c", "--lb", "nginx:1"}, "--lb \"nginx:1\"",
 	     "Try 'tender cluster create --help'."},
 	    {{"cluster", "set", "c"}, "nothing to change", "Try 'tender cluster set --help'."},
-	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--canary", "10%"},
-	     "--canary is not supported by this server yet", "Try 'tender rollout create --help'."},
-	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--batch", "2"},
-	     "--batch is not supported by this server yet", "Try 'tender rollout create --help'."},
-	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--pause-after", "0"},
-	     "--pause-after is not supported by this server yet",
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--canary", "110%"},
+	     "--canary: \"110%\" is not a share of the targets from 0% to 100%",
 	     "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--batch", "0"},
+	     "--batch: \"0\" is neither a number of targets", "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--batch", "150%"},
+	     "--batch: \"150%\"", "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--pause-after", "0,one"},
+	     "--pause-after: \"0,one\" is not a list of batch indexes",
+	     "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--max-unavailable", "0"},
+	     "--max-unavailable: \"0\" is not a number from 1", "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--health-timeout", "soon"},
+	     "--health-timeout: \"soon\" is not seconds or a duration",
+	     "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--health-timeout", "2d"},
+	     "--health-timeout: \"2d\"", "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--failure-threshold", "none"},
+	     "--failure-threshold: \"none\" is not a number", "Try 'tender rollout create --help'."},
+	    {{"rollout", "create", "--cluster", "c", "--to", "d@1", "--no-auto-rollback=yes"},
+	     "option --no-auto-rollback takes no value", "Try 'tender rollout create --help'."},
+	    {{"cluster", "undo", "c", "--batch", "-1"}, "--batch: \"-1\"",
+	     "Try 'tender cluster undo --help'."},
+	    {{"cluster", "undo", "c", "--canary", "x%"}, "--canary: \"x%\"",
+	     "Try 'tender cluster undo --help'."},
 	    {{"rollout", "create", "--cluster", "c"}, "give --to NAME@VER, --config FILE, or both",
 	     "Try 'tender rollout create --help'."},
 	    {{"rollout", "show", "r-1", "--interval", "100"}, "--interval goes with --watch",
@@ -959,51 +970,48 @@ static void test_cluster_create_ls_show_set_rm(void **state)
 
 /* ------------------------------------------------------------ the verbs that wait */
 
-static void test_verbs_waiting_for_a_newer_server(void **state)
+static void test_every_verb_reaches_this_server(void **state)
 {
 	struct fx *fx = *state;
-	static const struct {
-		const char *args[8];
-		const char *message;
-	} cases[] = {
-	    {{"rollout", "pause", "r-x"},
-	     "this server does not support rollout pause yet (HTTP 404 on POST "
-	     "/api/v1/rollouts/r-x/pause)"},
-	    {{"rollout", "resume", "r-x"},
-	     "this server does not support rollout resume yet (HTTP 404 on POST "
-	     "/api/v1/rollouts/r-x/resume)"},
-	    {{"rollout", "abort", "r-x"},
-	     "this server does not support rollout abort yet (HTTP 404 on POST "
-	     "/api/v1/rollouts/r-x/abort)"},
-	    {{"cluster", "undo", "c"},
-	     "this server does not support cluster undo yet (HTTP 404 on POST "
-	     "/api/v1/clusters/c/undo)"},
-	    {{"webhook", "add", "http://example.com/hook", "--events", "rollout.failed"},
-	     "this server does not support webhook add yet (HTTP 404 on POST /api/v1/webhooks)"},
-	    {{"webhook", "ls"},
-	     "this server does not support webhook ls yet (HTTP 404 on GET "
-	     "/api/v1/webhooks?limit=1000)"},
-	    {{"webhook", "rm", "w-1"},
-	     "this server does not support webhook rm yet (HTTP 404 on DELETE "
-	     "/api/v1/webhooks/w-1)"},
-	};
 	struct th_run r;
 
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *env[8];
-		char *want = xasprintf("tender: %s\n", cases[i].message);
-
-		default_env(fx, env);
-		th_tender(&r, cases[i].args, env);
-		expect_exit(&r, 1, cases[i].message);
-		assert_string_equal(r.err, want);
-		th_run_free(&r);
-		free(want);
-	}
 	/* an object the existing routes do not know is the server's own 404 */
 	run(fx, &r, 1, "target", "show", "t-nosuchtarget", NULL);
 	expect_not_in(r.err, "does not support", "a missing target");
 	th_run_free(&r);
+	/* the rollout verbs, undo and webhooks reach this server: its own
+	 * refusals, as is */
+	{
+		static const struct {
+			const char *args[4];
+			const char *method, *path;
+		} reach[] = {
+		    {{"rollout", "pause", "r-nosuchrollout"}, "POST",
+		     "/api/v1/rollouts/r-nosuchrollout/pause"},
+		    {{"rollout", "resume", "r-nosuchrollout"}, "POST",
+		     "/api/v1/rollouts/r-nosuchrollout/resume"},
+		    {{"rollout", "abort", "r-nosuchrollout"}, "POST",
+		     "/api/v1/rollouts/r-nosuchrollout/abort"},
+		    {{"cluster", "undo", "nosuchcluster"}, "POST",
+		     "/api/v1/clusters/nosuchcluster/undo"},
+		    {{"webhook", "rm", "w-nosuch"}, "DELETE", "/api/v1/webhooks/w-nosuch"},
+		};
+
+		for (size_t i = 0; i < sizeof reach / sizeof reach[0]; i++) {
+			const char *env[8];
+			char *message = server_message(fx, reach[i].method, reach[i].path,
+						       fx->srv.admin_token, NULL);
+			char *want = xasprintf("tender: %s\n", message);
+
+			default_env(fx, env);
+			th_tender(&r, reach[i].args, env);
+			expect_exit(&r, 1, reach[i].path);
+			assert_string_equal(r.err, want);
+			th_run_free(&r);
+			free(want);
+			free(message);
+		}
+	}
 	/* the target lifecycle verbs reach this server: its own refusals */
 	run(fx, &r, 1, "target", "create", "--cluster", "nosuchcluster", NULL);
 	expect_not_in(r.err, "does not support", "target create");
@@ -1257,7 +1265,7 @@ static void test_rollout_create_approve_watch(void **state)
 	const char *watch_args[] = {"rollout", "show", NULL, "--watch", "--interval", "100", NULL};
 	struct agent a, b;
 	struct th_run r, w;
-	char *token, *id, *message, *old_run = NULL;
+	char *token, *id, *message, *path, *old_run = NULL;
 	json_int_t gen;
 	json_t *j;
 
@@ -1273,7 +1281,8 @@ static void test_rollout_create_approve_watch(void **state)
 	commit(fx, &a);
 	commit(fx, &b);
 
-	/* create: pending approval, both targets staging */
+	/* create: pending approval, both targets staging; the server's default
+	 * strategy (batches of 1) */
 	run(fx, &r, 0, "-o", "json", "rollout", "create", "--cluster", "cli-roll", "--to",
 	    "cli-roll@2.0", NULL);
 	j = out_json(&r);
@@ -1281,9 +1290,30 @@ static void test_rollout_create_approve_watch(void **state)
 	assert_string_equal(str(j, "state"), "pending_approval");
 	assert_string_equal(str(j, "from"), "cli-roll@1.0.0");
 	assert_string_equal(str(j, "to"), "cli-roll@2.0.0");
-	assert_int_equal(json_array_size(json_object_get(json_array_get(
-			     json_object_get(j, "batches"), 0), "targets")),
-			 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "prepared")), 0);
+	{
+		json_t *st = json_object_get(j, "strategy"), *batches = json_object_get(j, "batches");
+
+		assert_int_equal(json_integer_value(json_object_get(st, "batch_size")), 1);
+		assert_int_equal(json_integer_value(json_object_get(st, "canary_percent")), 0);
+		assert_int_equal(json_array_size(json_object_get(st, "pause_after")), 0);
+		assert_int_equal(json_integer_value(json_object_get(st, "failure_threshold")), 1);
+		assert_true(json_is_true(json_object_get(st, "auto_rollback")));
+		assert_true(json_integer_value(json_object_get(st, "health_timeout_s")) > 0);
+		assert_int_equal(json_array_size(batches), 2);
+		for (size_t i = 0; i < 2; i++) {
+			json_t *batch = json_array_get(batches, i);
+
+			assert_int_equal(json_integer_value(json_object_get(batch, "index")), (int)i);
+			assert_string_equal(str(batch, "state"), "pending");
+			assert_int_equal(json_array_size(json_object_get(batch, "targets")), 1);
+		}
+		/* enrolled first, switched first */
+		assert_string_equal(
+		    str(json_array_get(json_object_get(json_array_get(batches, 0), "targets"), 0),
+			"id"),
+		    a.id);
+	}
 	json_decref(j);
 	th_run_free(&r);
 	/* one active rollout per cluster: the server's 409 */
@@ -1302,6 +1332,13 @@ static void test_rollout_create_approve_watch(void **state)
 	th_run_free(&r);
 	run(fx, &r, 0, "rollout", "show", id, NULL);
 	expect_in(r.out, "State:", "fields");
+	expect_in(r.out, "pending_approval, prepared 0/2", "what it waits for");
+	expect_in(r.out, "Prepared:", "fields");
+	expect_in(r.out, "0/2 targets staged the new release", "prepared");
+	expect_in(r.out, "Batches:", "fields");
+	expect_in(r.out, "0 pending, 1 pending", "the batch states");
+	expect_in(r.out, "batches of 1, health timeout ", "the strategy");
+	expect_in(r.out, "failure threshold 1, auto rollback", "the strategy");
 	expect_in(r.out, "BATCH", "targets table");
 	expect_in(r.out, a.id, "a target row");
 	th_run_free(&r);
@@ -1309,7 +1346,7 @@ static void test_rollout_create_approve_watch(void **state)
 	/* watch it in the background (stderr a pipe: plain lines) */
 	watch_args[2] = id;
 	start(fx, &w, false, watch_args);
-	if (!th_run_wait_for(&w, "pending_approval, 0/2 targets done", true, 20))
+	if (!th_run_wait_for(&w, "pending_approval, prepared 0/2, 0/2 targets done", true, 20))
 		fail_msg("the watch did not report the pending rollout: %s", w.err);
 	run(fx, &r, 0, "-o", "json", "rollout", "approve", id, NULL);
 	j = out_json(&r);
@@ -1317,27 +1354,43 @@ static void test_rollout_create_approve_watch(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "approvals")), 1);
 	json_decref(j);
 	th_run_free(&r);
-	run(fx, &r, 1, "rollout", "approve", id, NULL); /* not pending any more */
-	expect_in(r.err, "only a rollout pending approval can be approved", "a refusal");
+	/* not pending any more: the server's 409, as is */
+	message = server_message(fx, "POST", (path = xasprintf("/api/v1/rollouts/%s/approve", id)),
+				 fx->srv.admin_token, NULL);
+	run(fx, &r, 1, "rollout", "approve", id, NULL);
+	expect_in(r.err, message, "a refusal");
+	expect_in(r.err, "it cannot be approved", "a refusal");
 	th_run_free(&r);
+	free(message);
+	free(path);
 	commit(fx, &a);
-	if (!th_run_wait_for(&w, "1/2 targets done (1 succeeded, 0 failed)", true, 20))
+	if (!th_run_wait_for(&w, "1/2 targets done (1 succeeded, 0 failed), 1/2 batches done", true,
+			     20))
 		fail_msg("the watch did not see the first target: %s", w.err);
 	commit(fx, &b);
 	assert_int_equal(th_run_finish(&w, 30), 0);
 	expect_clean(&w);
-	expect_in(w.err, "succeeded, 2/2 targets done (2 succeeded, 0 failed)", "the end");
+	expect_in(w.err, "succeeded, 2/2 targets done (2 succeeded, 0 failed), 2/2 batches done",
+		  "the end");
 	assert_null(strchr(w.err, '\r'));
 	expect_in(w.out, "State:", "the rollout shown at the end");
 	expect_in(w.out, "succeeded", "the rollout shown at the end");
+	expect_in(w.out, "0 done, 1 done", "the batches at the end");
+	expect_not_in(w.out, "Prepared:", "only while pending approval");
 	th_run_free(&w);
 	free(id);
 
-	/* a rollout in which one target rolls back: the watch exits 1 */
+	/* one batch of both, no automatic rollback: one target rolls back, the
+	 * rollout halts failed and the other stays; the watch exits 1 */
 	run(fx, &r, 0, "-o", "json", "rollout", "create", "--cluster", "cli-roll", "--to",
-	    "cli-roll@3.0", NULL);
+	    "cli-roll@3.0", "--batch", "2", "--no-auto-rollback", NULL);
 	j = out_json(&r);
 	id = xstrdup(str(j, "id"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "strategy"),
+							    "batch_size")),
+			 2);
+	assert_true(json_is_false(json_object_get(json_object_get(j, "strategy"), "auto_rollback")));
+	assert_int_equal(json_array_size(json_object_get(j, "batches")), 1);
 	json_decref(j);
 	th_run_free(&r);
 	desired(fx, &b, &gen, &old_run, NULL);
@@ -1370,11 +1423,363 @@ static void test_rollout_create_approve_watch(void **state)
 	th_run_free(&w);
 	run(fx, &r, 0, "rollout", "show", id, NULL);
 	expect_in(r.out, "health check failed: HTTP 503", "the target's message");
+	expect_in(r.out, "2/2 targets done (1 succeeded, 1 failed)", "the progress");
+	expect_in(r.out, "batches of 2", "the strategy");
+	expect_in(r.out, "no auto rollback", "the strategy");
 	th_run_free(&r);
+	/* the target that committed stayed on 3.0 */
+	{
+		char *run_a = NULL;
+
+		desired(fx, &a, &gen, &run_a, NULL);
+		expect_in(run_a, "cli-roll@3.0.0+", "no automatic rollback");
+		free(run_a);
+	}
 	free(old_run);
 	free(id);
 	agent_free(&a);
 	agent_free(&b);
+}
+
+/* `tender -o json rollout show ID`, parsed (a new reference). */
+static json_t *rollout_json(struct fx *fx, const char *id)
+{
+	struct th_run r;
+	json_t *j;
+
+	run(fx, &r, 0, "-o", "json", "rollout", "show", id, NULL);
+	j = out_json(&r);
+	th_run_free(&r);
+	return j;
+}
+
+/* Polls the rollout (through the CLI) until it is in state, within
+ * deadline_s; its JSON then (a new reference). */
+static json_t *rollout_when(struct fx *fx, const char *id, const char *state, double deadline_s)
+{
+	struct timespec start, now, pause = {0, 50 * 1000 * 1000};
+	json_t *j;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	/* bounded by the deadline */
+	for (;;) {
+		j = rollout_json(fx, id);
+		if (strcmp(str(j, "state"), state) == 0)
+			return j;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - start.tv_sec) > deadline_s)
+			fail_msg("rollout %s is still %s after %.0f s, not %s", id, str(j, "state"),
+				 deadline_s, state);
+		json_decref(j);
+		nanosleep(&pause, NULL);
+	}
+}
+
+/* Batch b of a rollout's JSON (borrowed), and its target i. */
+static json_t *batch_of(json_t *ro, size_t b)
+{
+	json_t *batch = json_array_get(json_object_get(ro, "batches"), b);
+
+	if (!batch)
+		fail_msg("no batch %zu in %s", b, json_dumps(ro, JSON_COMPACT));
+	return batch;
+}
+
+static json_t *batch_target(json_t *ro, size_t b, size_t i)
+{
+	json_t *t = json_array_get(json_object_get(batch_of(ro, b), "targets"), i);
+
+	if (!t)
+		fail_msg("no target %zu in batch %zu of %s", i, b, json_dumps(ro, JSON_COMPACT));
+	return t;
+}
+
+/* The release ids an agent's document runs and stages (caller frees). */
+static void releases(struct fx *fx, const struct agent *a, char **run_id, char **prepare_id)
+{
+	json_int_t gen;
+
+	desired(fx, a, &gen, run_id, prepare_id);
+}
+
+/* Batches of 1 with a pause point, watched through the pause; pause of a
+ * running rollout and its automatic rollback; abort of a pending one;
+ * cluster undo; the server refusing a rollout. */
+static void test_rollout_pause_resume_abort_undo(void **state)
+{
+	struct fx *fx = *state;
+	const char *watch_args[] = {"rollout", "show", NULL, "--watch", "--interval", "100", NULL};
+	struct agent ag[2], *first, *second;
+	struct th_run r, w;
+	char *token, *id, *message, *path, *run_a, *run_b, *prep, *v1_release;
+	json_int_t gen;
+	json_t *j;
+
+	make_dist(fx, "cli-step", "1.0", "org.cli.step");
+	make_dist(fx, "cli-step", "2.0", "org.cli.step");
+	make_dist(fx, "cli-step", "3.0", "org.cli.step");
+	run(fx, &r, 0, "cluster", "create", "cli-step", "--dist", "cli-step@1.0", NULL);
+	th_run_free(&r);
+	token = enrollment(fx, "cli-step", "2");
+	enroll(fx, token, "10.7.0.1", &ag[0]);
+	enroll(fx, token, "10.7.0.2", &ag[1]);
+	free(token);
+	commit(fx, &ag[0]);
+	commit(fx, &ag[1]);
+	releases(fx, &ag[0], &v1_release, NULL);
+
+	/* nothing to undo yet, and a rollout the server refuses: its messages */
+	message = server_message(fx, "POST", "/api/v1/clusters/cli-step/undo", fx->srv.admin_token,
+				 NULL);
+	run(fx, &r, 1, "cluster", "undo", "cli-step", NULL);
+	expect_in(r.err, message, "undo of a cluster without a rollout");
+	th_run_free(&r);
+	free(message);
+	message = server_message(fx, "POST", "/api/v1/rollouts", fx->srv.admin_token,
+				 "{\"cluster\": \"cli-step\", \"distribution\": \"cli-step@9.0\", "
+				 "\"strategy\": {\"batch_size\": 1}}");
+	run(fx, &r, 1, "rollout", "create", "-c", "cli-step", "--to", "cli-step@9.0", "--batch",
+	    "1", NULL);
+	expect_in(r.err, message, "a distribution the server does not have");
+	th_run_free(&r);
+	free(message);
+
+	/* batches of 1, a pause after the first: the strategy as given */
+	run(fx, &r, 0, "-o", "json", "rollout", "create", "-c", "cli-step", "--to", "cli-step@2.0",
+	    "--batch", "1", "--pause-after", "0", "--max-unavailable", "1", "--health-timeout", "2m",
+	    "--failure-threshold", "2", NULL);
+	j = out_json(&r);
+	id = xstrdup(str(j, "id"));
+	{
+		json_t *st = json_object_get(j, "strategy");
+
+		assert_string_equal(str(j, "state"), "pending_approval");
+		assert_int_equal(json_integer_value(json_object_get(st, "batch_size")), 1);
+		assert_int_equal(json_array_size(json_object_get(st, "pause_after")), 1);
+		assert_int_equal(json_integer_value(json_array_get(json_object_get(st, "pause_after"),
+								   0)),
+				 0);
+		assert_int_equal(json_integer_value(json_object_get(st, "max_unavailable")), 1);
+		assert_int_equal(json_integer_value(json_object_get(st, "health_timeout_s")), 120);
+		assert_int_equal(json_integer_value(json_object_get(st, "failure_threshold")), 2);
+		assert_true(json_is_true(json_object_get(st, "auto_rollback")));
+		assert_int_equal(json_array_size(json_object_get(j, "batches")), 2);
+	}
+	first = strcmp(str(batch_target(j, 0, 0), "id"), ag[0].id) == 0 ? &ag[0] : &ag[1];
+	second = first == &ag[0] ? &ag[1] : &ag[0];
+	assert_string_equal(str(batch_target(j, 1, 0), "id"), second->id);
+	json_decref(j);
+	th_run_free(&r);
+
+	/* a target that staged the release counts as prepared */
+	desired(fx, first, &gen, &run_a, &prep);
+	assert_non_null(prep);
+	{
+		char *body = xasprintf("{\"generation\": %" JSON_INTEGER_FORMAT ", \"release\": "
+				       "\"%s\", \"phase\": \"prepare\", \"state\": \"succeeded\"}",
+				       gen, prep);
+
+		report(fx, first, body);
+		free(body);
+	}
+	free(run_a);
+	free(prep);
+	j = rollout_json(fx, id);
+	assert_int_equal(json_integer_value(json_object_get(j, "prepared")), 1);
+	assert_true(json_is_true(json_object_get(batch_target(j, 0, 0), "prepared")));
+	assert_true(json_is_false(json_object_get(batch_target(j, 1, 0), "prepared")));
+	json_decref(j);
+	run(fx, &r, 0, "rollout", "show", id, NULL);
+	expect_in(r.out, "pending_approval, prepared 1/2", "the state");
+	expect_in(r.out, "1/2 targets staged the new release", "prepared");
+	expect_in(r.out, "batches of 1, pause after 0, max unavailable 1, health timeout 120 s, "
+			 "failure threshold 2, auto rollback",
+		  "the strategy");
+	th_run_free(&r);
+
+	/* watched through its pause: the watch does not stop there */
+	watch_args[2] = id;
+	start(fx, &w, false, watch_args);
+	if (!th_run_wait_for(&w, "pending_approval, prepared 1/2, 0/2 targets done", true, 20))
+		fail_msg("the watch did not report the pending rollout: %s", w.err);
+	run(fx, &r, 0, "rollout", "approve", id, NULL);
+	expect_in(r.out, "approved rollout ", "approve");
+	expect_in(r.out, ": now running; 0/2 targets done", "approve");
+	th_run_free(&r);
+	commit(fx, first);
+	j = rollout_when(fx, id, "paused", 20);
+	assert_string_equal(str(batch_of(j, 0), "state"), "done");
+	assert_string_equal(str(batch_target(j, 0, 0), "state"), "succeeded");
+	assert_string_equal(str(batch_of(j, 1), "state"), "pending");
+	assert_string_equal(str(batch_target(j, 1, 0), "state"), "pending");
+	json_decref(j);
+	run(fx, &r, 0, "rollout", "show", id, NULL);
+	expect_in(r.out, "paused after batch 0: approve to go on", "what it waits for");
+	expect_in(r.out, "0 done, 1 pending", "the batch states");
+	expect_in(r.out, "1/2 targets done (1 succeeded, 0 failed), 1/2 batches done", "progress");
+	th_run_free(&r);
+	if (!th_run_wait_for(&w, "paused after batch 0: approve to go on, 1/2 targets done", true,
+			     20))
+		fail_msg("the watch did not report the pause: %s", w.err);
+	/* resume: the second batch switches */
+	run(fx, &r, 0, "-o", "json", "rollout", "resume", id, NULL);
+	j = out_json(&r);
+	assert_string_equal(str(j, "state"), "running");
+	assert_int_equal(json_array_size(json_object_get(j, "approvals")), 2);
+	assert_string_equal(str(batch_target(j, 1, 0), "state"), "switching");
+	json_decref(j);
+	th_run_free(&r);
+	commit(fx, second);
+	assert_int_equal(th_run_finish(&w, 30), 0);
+	expect_clean(&w);
+	expect_in(w.err, "succeeded, 2/2 targets done (2 succeeded, 0 failed), 2/2 batches done",
+		  "the end");
+	th_run_free(&w);
+	/* resume of a rollout that is not paused: the server's message */
+	message = server_message(fx, "POST", (path = xasprintf("/api/v1/rollouts/%s/resume", id)),
+				 fx->srv.admin_token, NULL);
+	run(fx, &r, 1, "rollout", "resume", id, NULL);
+	expect_in(r.err, message, "resume of a finished rollout");
+	th_run_free(&r);
+	free(message);
+	free(path);
+	free(id);
+
+	/* abort of a rollout pending approval: nothing switched, nothing staged */
+	run(fx, &r, 0, "-o", "json", "rollout", "create", "-c", "cli-step", "--to", "cli-step@3.0",
+	    NULL);
+	j = out_json(&r);
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	th_run_free(&r);
+	releases(fx, &ag[0], &run_a, &prep);
+	expect_in(prep, "cli-step@3.0.0+", "staging the new release");
+	free(prep);
+	message = server_message(fx, "POST", (path = xasprintf("/api/v1/rollouts/%s/pause", id)),
+				 fx->srv.admin_token, NULL);
+	run(fx, &r, 1, "rollout", "pause", id, NULL); /* only a running one pauses */
+	expect_in(r.err, message, "pause of a pending rollout");
+	th_run_free(&r);
+	free(message);
+	free(path);
+	run(fx, &r, 0, "-o", "json", "rollout", "abort", id, NULL);
+	j = out_json(&r);
+	assert_string_equal(str(j, "state"), "aborted");
+	assert_string_equal(str(batch_target(j, 0, 0), "state"), "skipped");
+	assert_string_equal(str(batch_target(j, 1, 0), "state"), "skipped");
+	json_decref(j);
+	th_run_free(&r);
+	for (size_t i = 0; i < 2; i++) {
+		releases(fx, &ag[i], &run_b, &prep);
+		expect_in(run_b, "cli-step@2.0.0+", "the targets keep their release");
+		assert_null(prep);
+		if (i == 0)
+			assert_string_equal(run_b, run_a);
+		free(run_b);
+	}
+	free(run_a);
+	run(fx, &r, 1, "rollout", "show", id, "--watch", NULL);
+	expect_in(r.err, "2/2 targets done (0 succeeded, 0 failed, 2 skipped)", "skipped count");
+	expect_in(r.err, " ended aborted", "the end");
+	expect_in(r.out, "0 done, 1 done", "the batches of an aborted rollout");
+	th_run_free(&r);
+	free(id);
+
+	/* pause of a running rollout, then a failure: the switched target goes
+	 * back by itself (auto rollback), reverted counts as done */
+	run(fx, &r, 0, "-o", "json", "rollout", "create", "-c", "cli-step", "--to", "cli-step@3.0",
+	    "--batch", "100%", NULL);
+	j = out_json(&r);
+	id = xstrdup(str(j, "id"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "strategy"),
+							    "batch_percent")),
+			 100);
+	assert_int_equal(json_array_size(json_object_get(j, "batches")), 1);
+	json_decref(j);
+	th_run_free(&r);
+	releases(fx, second, &run_b, NULL); /* 2.0, where it goes back to */
+	run(fx, &r, 0, "rollout", "approve", id, NULL);
+	th_run_free(&r);
+	run(fx, &r, 0, "rollout", "pause", id, NULL);
+	expect_in(r.out, "paused rollout ", "pause");
+	expect_in(r.out, ": now paused in batch 0: resume to go on", "pause");
+	th_run_free(&r);
+	commit(fx, first);
+	desired(fx, second, &gen, &prep, NULL);
+	{
+		char *body = xasprintf("{\"generation\": %" JSON_INTEGER_FORMAT ", \"release\": "
+				       "\"%s\", \"phase\": \"rollback\", \"state\": \"succeeded\", "
+				       "\"message\": \"health check failed\"}",
+				       gen, run_b);
+
+		report(fx, second, body);
+		free(body);
+	}
+	free(prep);
+	j = rollout_when(fx, id, "rolled_back", 20);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *t = batch_target(j, 0, i);
+
+		assert_string_equal(str(t, "state"),
+				    strcmp(str(t, "id"), first->id) == 0 ? "reverted" : "failed");
+	}
+	json_decref(j);
+	run(fx, &r, 0, "rollout", "show", id, NULL);
+	expect_in(r.out, "2/2 targets done (0 succeeded, 1 failed, 1 reverted), 1/1 batches done",
+		  "reverted count as done");
+	th_run_free(&r);
+	run(fx, &r, 0, "rollout", "ls", "-c", "cli-step", NULL);
+	expect_in(r.out, "rolled_back  2/2", "reverted count in the list");
+	th_run_free(&r);
+	releases(fx, first, &run_a, NULL);
+	assert_string_equal(run_a, run_b); /* back on 2.0 */
+	free(run_a);
+	free(run_b);
+	free(id);
+
+	/* undo: a rollout back to where the last succeeded one began (1.0) */
+	run(fx, &r, 0, "-o", "json", "cluster", "undo", "cli-step", "--batch", "2", NULL);
+	j = out_json(&r);
+	id = xstrdup(str(j, "id"));
+	assert_string_equal(str(j, "cluster"), "cli-step");
+	assert_string_equal(str(j, "state"), "pending_approval");
+	assert_string_equal(str(j, "from"), "cli-step@2.0.0");
+	assert_string_equal(str(j, "to"), "cli-step@1.0.0");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "strategy"),
+							    "batch_size")),
+			 2);
+	assert_int_equal(json_array_size(json_object_get(batch_of(j, 0), "targets")), 2);
+	json_decref(j);
+	th_run_free(&r);
+	releases(fx, &ag[0], &run_a, &prep);
+	assert_string_equal(prep, v1_release); /* the release it ran before */
+	free(run_a);
+	free(prep);
+	/* one active rollout per cluster: a second undo is the server's 409 */
+	message = server_message(fx, "POST", "/api/v1/clusters/cli-step/undo", fx->srv.admin_token,
+				 NULL);
+	run(fx, &r, 1, "cluster", "undo", "cli-step", NULL);
+	expect_in(r.err, message, "a second undo");
+	th_run_free(&r);
+	free(message);
+	run(fx, &r, 0, "rollout", "approve", id, NULL);
+	th_run_free(&r);
+	commit(fx, &ag[0]);
+	commit(fx, &ag[1]);
+	j = rollout_when(fx, id, "succeeded", 20);
+	json_decref(j);
+	free(id);
+	/* and undo of that undo, for people: back to 2.0, approve to go */
+	run(fx, &r, 0, "cluster", "undo", "cli-step", NULL);
+	expect_in(r.out, "created rollout r-", "the human form");
+	expect_in(r.out, " of cluster cli-step: cli-step@1.0.0 -> cli-step@2.0.0, "
+			 "pending_approval; 2 targets staging it, in 2 batches\n",
+		  "the human form");
+	expect_in(r.out, "approve it with: tender rollout approve r-", "the reminder");
+	th_run_free(&r);
+	free(v1_release);
+	agent_free(&ag[0]);
+	agent_free(&ag[1]);
 }
 
 /* --watch on a terminal draws a bar (a rollout of an empty cluster ends at
@@ -1609,6 +2014,82 @@ static void test_token_create_ls_revoke(void **state)
 	free(secret);
 }
 
+/* ------------------------------------------------------------ webhooks */
+
+static void test_webhook_add_ls_rm(void **state)
+{
+	struct fx *fx = *state;
+	struct th_run r;
+	json_t *j, *w = NULL, *item;
+	char *id, *message;
+	size_t i;
+
+	run(fx, &r, 0, "-o", "json", "webhook", "add", "http://127.0.0.1:9/cli-hook", "--events",
+	    "rollout.failed,rollout.succeeded", "-e", "cluster.*", NULL);
+	j = out_json(&r);
+	assert_true(strncmp(str(j, "id"), "w-", 2) == 0);
+	assert_string_equal(str(j, "url"), "http://127.0.0.1:9/cli-hook");
+	assert_int_equal(json_array_size(json_object_get(j, "events")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "events"), 2)),
+			    "cluster.*");
+	assert_non_null(str(j, "public_key"));
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "add", "http://127.0.0.1:9/cli-other", "--events", "*", NULL);
+	expect_in(r.out, "added webhook w-", "add");
+	expect_in(r.out, "deliveries are signed with the key ", "add");
+	th_run_free(&r);
+
+	/* a viewer lists them */
+	run(fx, &r, 0, "--token", fx->viewer, "-o", "json", "webhook", "ls", NULL);
+	j = out_json(&r);
+	json_array_foreach(json_object_get(j, "items"), i, item) {
+		if (strcmp(str(item, "id"), id) == 0)
+			w = item;
+	}
+	assert_non_null(w);
+	assert_non_null(json_object_get(w, "deliveries"));
+	json_decref(j);
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_in(r.out, "EVENTS", "header");
+	expect_in(r.out, "LAST", "header");
+	expect_in(r.out, id, "a row");
+	expect_in(r.out, "rollout.failed,rollout.succeeded,cluster.*", "the events");
+	th_run_free(&r);
+
+	/* refusals are the server's own messages */
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->srv.admin_token,
+				 "{\"url\": \"ftp://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "webhook", "add", "ftp://h/x", "--events", "*", NULL);
+	expect_in(r.err, message, "an ftp url");
+	th_run_free(&r);
+	free(message);
+	message = server_message(fx, "POST", "/api/v1/webhooks", fx->viewer,
+				 "{\"url\": \"http://h/x\", \"events\": [\"*\"]}");
+	run(fx, &r, 1, "--token", fx->viewer, "webhook", "add", "http://h/x", "--events", "*",
+	    NULL);
+	expect_in(r.err, message, "a viewer adding");
+	th_run_free(&r);
+	free(message);
+	run(fx, &r, 2, "webhook", "add", "http://h/x", NULL);
+	expect_in(r.err, "--events is required", "no --events");
+	th_run_free(&r);
+
+	run(fx, &r, 0, "webhook", "rm", id, NULL);
+	expect_in(r.out, "removed webhook", "rm");
+	th_run_free(&r);
+	run(fx, &r, 0, "webhook", "ls", NULL);
+	expect_not_in(r.out, id, "ls after rm");
+	th_run_free(&r);
+	run(fx, &r, 1, "webhook", "rm", id, NULL);
+	expect_in(r.err, "not found", "rm twice");
+	th_run_free(&r);
+	free(id);
+}
+
 /* ------------------------------------------------------------ configuration */
 
 static char *write_config(const char *dir, const char *text, mode_t mode)
@@ -1734,13 +2215,15 @@ int main(void)
 	    T(test_progress_bar_only_on_a_terminal),
 	    T(test_dist_push_ls_show_rm),
 	    T(test_cluster_create_ls_show_set_rm),
-	    T(test_verbs_waiting_for_a_newer_server),
+	    T(test_every_verb_reaches_this_server),
 	    T(test_enroll_command_and_targets),
 	    T(test_rollout_create_approve_watch),
+	    T(test_rollout_pause_resume_abort_undo),
 	    T(test_watch_bar_on_a_terminal),
 	    T(test_events_list_and_pages),
 	    T(test_events_follow),
 	    T(test_token_create_ls_revoke),
+	    T(test_webhook_add_ls_rm),
 	    T(test_config_flags_env_file),
 	    T(test_server_exits_cleanly),
 	};

@@ -1,6 +1,7 @@
 /* test_cli_args.c - the command line of `tender` (cli/args.c): the option
  * reader against option tables, the value syntaxes (counts, durations,
- * NAME@VER, load-balancer bindings), and the command tables themselves. */
+ * NAME@VER, load-balancer bindings, rollout strategies), and the command
+ * tables themselves. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +244,105 @@ static void test_lb_bindings(void **state)
 	}
 }
 
+static const struct cli_option strategy_options[] = {
+	CLI_STRATEGY_OPTIONS,
+	{NULL, 0, NULL, NULL},
+};
+
+/* The strategy of argv (NULL-terminated) as compact JSON with sorted keys,
+ * or NULL with err set; caller frees. */
+static char *strategy_of(const char *const *argv, struct tn_error *err)
+{
+	struct cli_globals g = {0};
+	struct cli_args a;
+	json_t *st = (json_t *)1;
+	char *text = NULL;
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	if (cli_args_parse(strategy_options, argc, (char **)argv, false, &a, &g, err) != 0)
+		fail_msg("%s", err->message);
+	if (cli_parse_strategy(&a, &st, err) == 0)
+		text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+	else
+		assert_null(st);
+	json_decref(st);
+	cli_args_free(&a);
+	return text;
+}
+
+static void test_strategies(void **state)
+{
+	static const struct {
+		const char *argv[12];
+		const char *json;
+	} good[] = {
+	    {{NULL}, "{}"},
+	    {{"--canary", "10%"}, "{\"canary_percent\":10}"},
+	    {{"--canary", "10"}, "{\"canary_percent\":10}"},
+	    {{"--canary", "0%"}, "{\"canary_percent\":0}"},
+	    {{"--batch", "5"}, "{\"batch_size\":5}"},
+	    {{"--batch", "25%"}, "{\"batch_percent\":25}"},
+	    {{"--batch", "100%"}, "{\"batch_percent\":100}"},
+	    {{"--batch", "100000"}, "{\"batch_size\":100000}"},
+	    {{"--pause-after", "0,2", "--pause-after", "7"}, "{\"pause_after\":[0,2,7]}"},
+	    {{"--max-unavailable", "2"}, "{\"max_unavailable\":2}"},
+	    {{"--health-timeout", "90"}, "{\"health_timeout_s\":90}"},
+	    {{"--health-timeout", "90s"}, "{\"health_timeout_s\":90}"},
+	    {{"--health-timeout", "2m"}, "{\"health_timeout_s\":120}"},
+	    {{"--health-timeout", "1d"}, "{\"health_timeout_s\":86400}"},
+	    {{"--failure-threshold", "3"}, "{\"failure_threshold\":3}"},
+	    {{"--no-auto-rollback"}, "{\"auto_rollback\":false}"},
+	    {{"--canary", "20%", "--batch", "2", "--pause-after", "0", "--no-auto-rollback"},
+	     "{\"auto_rollback\":false,\"batch_size\":2,\"canary_percent\":20,"
+	     "\"pause_after\":[0]}"},
+	};
+	static const struct {
+		const char *argv[4];
+		const char *message;
+	} bad[] = {
+	    {{"--canary", "101%"}, "--canary: \"101%\" is not a share"},
+	    {{"--canary", "ten"}, "--canary: \"ten\""},
+	    {{"--canary", "%"}, "--canary: \"%\""},
+	    {{"--canary", "-1"}, "--canary: \"-1\""},
+	    {{"--batch", "0"}, "--batch: \"0\" is neither a number of targets"},
+	    {{"--batch", "0%"}, "--batch: \"0%\""},
+	    {{"--batch", "101%"}, "--batch: \"101%\""},
+	    {{"--batch", "100001"}, "--batch: \"100001\""},
+	    {{"--batch", "5x"}, "--batch: \"5x\""},
+	    {{"--batch", "5%%"}, "--batch: \"5%%\""},
+	    {{"--pause-after", "0,x"}, "--pause-after: \"0,x\" is not a list of batch indexes"},
+	    {{"--pause-after", "1,,2"}, "--pause-after: \"1,,2\""},
+	    {{"--pause-after", "0,"}, "--pause-after: \"0,\""},
+	    {{"--pause-after", ""}, "--pause-after: \"\""},
+	    {{"--max-unavailable", "0"}, "--max-unavailable: \"0\" is not a number from 1"},
+	    {{"--health-timeout", "soon"}, "--health-timeout: \"soon\" is not seconds or a duration"},
+	    {{"--health-timeout", "0"}, "--health-timeout: \"0\""},
+	    {{"--health-timeout", "1d1s"}, "--health-timeout: \"1d1s\""},
+	    {{"--failure-threshold", "0"}, "--failure-threshold: \"0\" is not a number from 1"},
+	};
+	struct tn_error err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char *text = strategy_of(good[i].argv, &err);
+
+		if (!text)
+			fail_msg("%s: %s", good[i].json, err.message);
+		assert_string_equal(text, good[i].json);
+		free(text);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *text = strategy_of(bad[i].argv, &err);
+
+		if (text)
+			fail_msg("%s %s was taken as %s", bad[i].argv[0], bad[i].argv[1], text);
+		if (!strstr(err.message, bad[i].message))
+			fail_msg("\"%s\" not in \"%s\"", bad[i].message, err.message);
+	}
+}
+
 /* Every command's table fits the reader's bounds and says what it is. */
 static void test_command_tables(void **state)
 {
@@ -295,6 +395,7 @@ int main(void)
 	    T(test_durations),
 	    T(test_refs),
 	    T(test_lb_bindings),
+	    T(test_strategies),
 	    T(test_command_tables),
 	};
 #undef T

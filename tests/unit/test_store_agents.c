@@ -195,7 +195,7 @@ static int64_t revision_number(struct tn_store *store, const char *cluster, cons
 
 /* ---- schema */
 
-/* A version 1 file (migrations 2 to 4 undone underneath, as an older
+/* A version 1 file (migrations 2 to 5 undone underneath, as an older
  * tender-server left it) with data in it: opening it migrates to the latest
  * version and keeps the rows. */
 static void test_migration_1_to_2_keeps_data(void **state)
@@ -205,12 +205,21 @@ static void test_migration_1_to_2_keeps_data(void **state)
 	json_t *t;
 	char *id;
 
-	assert_int_equal(tn_store_schema_version(), 4);
+	assert_int_equal(tn_store_schema_version(), 5);
 	put_cluster(f->store, "educa", NULL, NULL);
 	id = put_target(f->store, "educa", "running", "10.0.0.9");
+	assert_int_equal(tn_store_event_append(f->store, "admin", "cluster.create", "cluster",
+					       "educa", "ok", NULL, NULL, &err),
+			 0);
 	tn_store_close(f->store);
 	f->store = NULL;
-	raw_exec(f->path, "DROP INDEX rollouts_one_active;"
+	raw_exec(f->path, "DROP TABLE webhook_scan;"
+			  "DROP TABLE webhook_attempts;"
+			  "DROP TABLE webhook_deliveries;"
+			  "ALTER TABLE webhooks DROP COLUMN since_event;"
+			  "ALTER TABLE webhooks DROP COLUMN delivered;"
+			  "ALTER TABLE webhooks DROP COLUMN failed;"
+			  "DROP INDEX rollouts_one_active;"
 			  "DROP INDEX rollouts_cluster_seq;"
 			  "ALTER TABLE targets DROP COLUMN run_release;"
 			  "ALTER TABLE targets DROP COLUMN prepare_release;"
@@ -224,15 +233,24 @@ static void test_migration_1_to_2_keeps_data(void **state)
 			  "ALTER TABLE rollout_targets DROP COLUMN from_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN to_release;"
 			  "ALTER TABLE rollout_targets DROP COLUMN switched_at;"
+			  "ALTER TABLE rollout_targets DROP COLUMN finished_at;"
 			  "ALTER TABLE rollout_targets DROP COLUMN prepared;"
 			  "PRAGMA user_version = 1;");
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 20);
 
 	assert_int_equal(tn_store_open(f->path, &f->store, &err), 0);
-	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 5);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('webhooks')"), 9);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+					  " AND name IN ('webhook_deliveries', 'webhook_attempts',"
+					  " 'webhook_scan')"),
+			 3);
+	/* the scan starts after the events already there: no old event is
+	 * delivered to a webhook made later */
+	assert_int_equal(raw_int(f->path, "SELECT last_event FROM webhook_scan"), 1);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_table_info('targets')"), 29);
 	assert_int_equal(
-	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 9);
+	    raw_int(f->path, "SELECT count(*) FROM pragma_table_info('rollout_targets')"), 10);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 					  " AND name IN ('rollouts_one_active',"
 					  " 'rollouts_cluster_seq')"),
