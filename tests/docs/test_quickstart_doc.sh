@@ -55,9 +55,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-server=$(th_free_port)
-front=$(th_free_port)
-admin=$(th_free_port)
+read -r server front admin < <(th_free_ports 3)
+[ -n "$admin" ] || { echo "Bail out! no free ports"; exit 1; }
 th_scratch_make "$tmp"
 rm "$tmp/contrib"
 mkdir "$tmp/contrib"
@@ -66,7 +65,8 @@ sed -e "s/127\.0\.0\.1:8000/127.0.0.1:$front/g" -e "s/127\.0\.0\.1:9999/127.0.0.
 mkdir "$tmp/home"
 
 for v in $(env | sed -n 's/^\(TENDER_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
-export HOME=$tmp/home TENDER_PORT=$server TENDER_LOCAL_PORTS=$(th_local_ports) \
+local_ports=$(th_local_ports)
+export HOME=$tmp/home TENDER_PORT=$server TENDER_LOCAL_PORTS=$local_ports \
 	TENDER_QUICKSTART_NO_BUILD=1 PATH=$PATH:/usr/sbin
 echo "# scratch $tmp; server 127.0.0.1:$server, HAProxy 127.0.0.1:$front (runtime API $admin)," \
 	"local ports $TENDER_LOCAL_PORTS"

@@ -55,10 +55,11 @@ trap 'exit 1' INT TERM
 th_scratch_make "$tmp"
 mkdir "$tmp/home"
 for v in $(env | sed -n 's/^\(TENDER_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
-export HOME=$tmp/home TENDER_PORT=$(th_free_port) TENDER_DEMO_PORT=$(th_free_port) \
-	TENDER_DEMO_ADMIN_PORT=$(th_free_port) TENDER_LOCAL_PORTS=$(th_local_ports) \
-	TENDER_QUICKSTART_NO_BUILD=1
-front=$TENDER_DEMO_PORT
+read -r server front admin < <(th_free_ports 3)
+[ -n "$admin" ] || { echo "Bail out! no free ports"; exit 1; }
+local_ports=$(th_local_ports)
+export HOME=$tmp/home TENDER_PORT=$server TENDER_DEMO_PORT=$front TENDER_DEMO_ADMIN_PORT=$admin \
+	TENDER_LOCAL_PORTS=$local_ports TENDER_QUICKSTART_NO_BUILD=1
 echo "# scratch $tmp; server $TENDER_PORT, HAProxy $front (runtime API $TENDER_DEMO_ADMIN_PORT)," \
 	"local ports $TENDER_LOCAL_PORTS"
 
@@ -102,7 +103,7 @@ grep -q 'targets running and healthy: 3/3; UP in HAProxy: 3/3' "$log" &&
 ok "scripts/quickstart --demo: three targets run educa 1.0 behind HAProxy ($SECONDS s)"
 
 # ------------------------------------------------------------ 2
-seen=$(for i in 1 2 3 4 5 6; do curl -s --max-time 5 "http://127.0.0.1:$front/"; done |
+seen=$(for _ in 1 2 3 4 5 6; do curl -s --max-time 5 "http://127.0.0.1:$front/"; done |
 	sed -n 's/^educa-web 1\.0\.0 on \(t-[a-z0-9]*\): hello from 1\.0$/\1/p' | sort -u | wc -l)
 [ "$seen" = 3 ] || fail "HAProxy takes turns over the three targets" "distinct targets seen: $seen"
 ok "curl 127.0.0.1:$front/ reaches all three targets, on educa 1.0"

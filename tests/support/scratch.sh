@@ -8,6 +8,7 @@
 # commands of the docs and scripts/quickstart run as written, and nothing is
 # written into the source or build trees.
 
+# shellcheck disable=SC2154 # srcdir and builddir are the caller's
 # th_scratch_make DIR: fills DIR (which exists) as above.
 th_scratch_make() {
 	local dir=$1
@@ -17,21 +18,21 @@ th_scratch_make() {
 	ln -s "$builddir" "$dir/build"
 }
 
-# th_free_port: a loopback port nothing listens on, from 32000-32699:
-# above the blocks the C tests and the local provider take (20000-31999),
-# below the kernel's ephemeral range (32768 and up).
-th_free_port() {
-	local p i
-	for i in $(seq 1 500); do
+# th_free_ports N: N different loopback ports nothing listens on, on one
+# line, from 32000-32699: above the blocks the C tests and the local
+# provider take (20000-31999), below the kernel's ephemeral range (32768
+# and up).
+th_free_ports() {
+	local want=$1 p got=" "
+	for _ in $(seq 1 1000); do
 		p=$((32000 + RANDOM % 700))
-		[[ " ${th_ports_taken:-} " == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			th_ports_taken="${th_ports_taken:-} $p"
-			echo "$p"
-			return 0
-		fi
+		[[ $got == *" $p "* ]] && continue
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+		got+="$p "
+		want=$((want - 1))
+		((want > 0)) || { echo $got; return 0; }
 	done
-	echo "th_free_port: no free port in 32000-32699" >&2
+	echo "th_free_ports: not enough free ports in 32000-32699" >&2
 	return 1
 }
 
@@ -74,8 +75,8 @@ th_describe() {
 # th_kill_under DIR: SIGKILL to every process th_pids_under finds, until
 # none is left (bounded).
 th_kill_under() {
-	local dir=$1 pids i
-	for i in $(seq 1 50); do
+	local dir=$1 pids
+	for _ in $(seq 1 50); do
 		pids=$(th_pids_under "$dir")
 		[ -n "$pids" ] || return 0
 		# shellcheck disable=SC2086
