@@ -308,31 +308,47 @@ static const char *backend_of(json_t *lb)
 	return json_string_value(json_object_get(lb, "backend"));
 }
 
+/* Whether HAProxy has a backend of that name (`show backend`: "# name"
+ * and one name a line). */
+static int has_backend(json_t *lb, const char *backend, struct tn_error *err)
+{
+	char *reply = NULL, *save = NULL, *line;
+	bool found = false;
+	int rc;
+
+	if ((rc = command(lb, "show backend", &reply, err)))
+		return rc;
+	if (strncmp(reply, "# name", 6) != 0) {
+		rc = tn_fail(err, TN_E_CONFLICT, "HAProxy refused \"show backend\": %.200s",
+			     first_line(reply));
+		free(reply);
+		return rc;
+	}
+	for (line = strtok_r(reply, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save))
+		found = strcmp(line, backend) == 0;
+	free(reply);
+	return found ? 0 : tn_fail(err, TN_E_NOT_FOUND, "HAProxy has no backend %s", backend);
+}
+
+/* Every proxy's servers, filtered on pxname: `show stat NAME` answers for
+ * the first proxy of that name, which may be a frontend named like the
+ * backend. */
 static int hx_list(json_t *lb, struct tn_lb_member **out, size_t *n, struct tn_error *err)
 {
 	const char *backend = backend_of(lb);
-	char *cmd, *reply = NULL;
+	char *reply = NULL;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = check_names(backend, NULL, err)))
+	if ((rc = check_names(backend, NULL, err)) || (rc = has_backend(lb, backend, err)) ||
+	    (rc = command(lb, "show stat -1 4 -1", &reply, err)))
 		return rc;
-	cmd = xasprintf("show stat %s 4 -1", backend);
-	rc = command(lb, cmd, &reply, err);
-	free(cmd);
-	if (rc)
-		return rc;
-	if (strncmp(reply, "# ", 2) != 0) {
-		const char *line = first_line(reply);
-
-		rc = strstr(line, "No such")
-			 ? tn_fail(err, TN_E_NOT_FOUND, "HAProxy has no backend %s", backend)
-			 : tn_fail(err, TN_E_CONFLICT, "HAProxy refused \"show stat\": %.200s",
-				   line);
-	} else {
+	if (strncmp(reply, "# ", 2) != 0)
+		rc = tn_fail(err, TN_E_CONFLICT, "HAProxy refused \"show stat\": %.200s",
+			     first_line(reply));
+	else
 		rc = tn_haproxy_parse_stat(reply, backend, out, n, err);
-	}
 	free(reply);
 	return rc;
 }

@@ -196,7 +196,9 @@ static void arg(struct th_fleet *f, char *value)
 void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 		    const char *const *uploads, const char *dist, size_t n)
 {
-	unsigned low = 20000 + (unsigned)(getpid() % 11) * 1000 + (range % 10) * 100;
+	/* 300 ports of 20000-31999, apart for each program and range (other
+	 * test programs' nodes take ports in there at the same time) */
+	unsigned low = 20000 + (((unsigned)getpid() * 7u + range * 13u) % 40u) * 300u;
 	struct th_response r;
 	char *body, *lb;
 	json_t *live;
@@ -206,7 +208,7 @@ void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 	if (with_lb)
 		th_haproxy_start(&f->h, "educa");
 	arg(f, xstrdup("--provider"));
-	arg(f, xasprintf("local:ports=%u-%u", low, low + 99));
+	arg(f, xasprintf("local:ports=%u-%u", low, low + 299));
 	arg(f, xstrdup("--lb-interval"));
 	arg(f, xstrdup("300"));
 	th_server_start(&f->srv, (const char *const *)f->args);
