@@ -158,7 +158,7 @@ static int strategy_resolve(json_t *in, size_t n, int health_timeout_default, js
 	}
 	if (!batch_size)
 		batch_size = batch_percent ? ceil_share(n, batch_percent) : 1;
-	*out = json_pack("{s:I, s:I, s:o, s:O?, s:I, s:I, s:b}", "batch_size", batch_size,
+	*out = json_pack("{s:I, s:I, s:o, s:o?, s:I, s:I, s:b}", "batch_size", batch_size,
 			 "canary_percent", canary, "pause_after",
 			 pause_after ? json_deep_copy(pause_after)
 			 : canary    ? json_pack("[i]", 0)

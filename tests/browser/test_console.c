@@ -294,9 +294,7 @@ int main(void)
 	}
 	r.tests++;
 	status = th_server_stop(&srv);
-	if (tn_read_file(srv.log_path, 1 << 20, &log, &len, NULL) != 0)
-		log = xstrdup("");
-	if (status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error")) {
+	if (!th_server_exited_cleanly(&srv, status)) {
 		printf("not ok %d - tender-server stopped cleanly, no sanitizer report in its log "
 		       "(exit status %d)\n", r.tests, status);
 		failed = true;
@@ -304,7 +302,7 @@ int main(void)
 		printf("ok %d - tender-server stopped cleanly, no sanitizer report in its log\n",
 		       r.tests);
 	}
-	if (failed || r.status != 0)
+	if ((failed || r.status != 0) && tn_read_file(srv.log_path, 1 << 20, &log, &len, NULL) == 0)
 		fprintf(stderr, "--- server log (%s)\n%s---\n", srv.log_path, log);
 	printf("1..%d\n", r.tests);
 	free(log);

@@ -485,11 +485,13 @@ static int teardown(void **state)
 static int group_teardown(void **state)
 {
 	struct fx *fx = *state;
+	bool clean;
 
 	for (size_t i = 0; i < fx->nagents; i++)
 		th_agent_destroy(&fx->agents[i]);
+	clean = th_server_exited_cleanly(&fx->srv, th_server_stop(&fx->srv));
 	th_server_destroy(&fx->srv);
-	return 0;
+	return clean ? 0 : -1;
 }
 
 /* A deployed agent in a new cluster behind the (absent) HAProxy, answering

@@ -248,15 +248,7 @@ static int teardown(void **state)
  * ASan build prints leaks and errors there). */
 static void assert_stops_cleanly(struct th_server *s)
 {
-	int status = th_server_stop(s);
-	char *log = NULL;
-	size_t len = 0;
-
-	if (tn_read_file(s->log_path, 16u << 20, &log, &len, NULL) != 0)
-		log = xstrdup("(no log)");
-	if (status != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error"))
-		fail_msg("tender-server exited %d on SIGTERM; its log:\n%s", status, log);
-	free(log);
+	assert_true(th_server_exited_cleanly(s, th_server_stop(s)));
 }
 
 /* The backup at path, opened read-only: intact, and holding every row

@@ -193,11 +193,12 @@ static struct th_fleet *cluster(void **state)
 
 static int teardown_cluster(void **state)
 {
+	bool clean = th_fleet_destroy(the_fleet);
+
 	(void)state;
-	th_fleet_destroy(the_fleet);
 	free(the_fleet);
 	the_fleet = NULL;
-	return 0;
+	return clean ? 0 : -1;
 }
 
 /* How many distinct targets answered among hits[from..]. */

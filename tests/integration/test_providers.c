@@ -185,12 +185,7 @@ static void dump_log(struct fx *f)
 /* A clean stop: exit 0 (and, in the sanitizer build, no report). */
 static void stop_clean(struct fx *f)
 {
-	int rc = th_server_stop(&f->srv);
-
-	if (rc != 0) {
-		dump_log(f);
-		fail_msg("tender-server exited with %d on SIGTERM", rc);
-	}
+	assert_true(th_server_exited_cleanly(&f->srv, th_server_stop(&f->srv)));
 }
 
 static void dump_targets(struct fx *f, const char *cluster)

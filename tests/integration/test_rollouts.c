@@ -82,11 +82,12 @@ static struct th_fleet *fleet(void **state)
 
 static int teardown(void **state)
 {
+	bool clean = th_fleet_destroy(the_fleet);
+
 	(void)state;
-	th_fleet_destroy(the_fleet);
 	free(the_fleet);
 	the_fleet = NULL;
-	return 0;
+	return clean ? 0 : -1;
 }
 
 /* POSTs body to path; the answer's JSON when it is want (caller decrefs). */
@@ -305,6 +306,7 @@ static void test_broken_canary_rolls_back(void **state)
 	       tr.on[2]);
 	assert_int_equal(tr.failed, 0);
 	assert_int_equal(tr.on[2], 0);
+	json_decref(r);
 	r = th_fleet_get(f, "/api/v1/clusters/educa");
 	assert_string_equal(str(json_object_get(r, "revision"), "distribution"), "educa@1.1.0");
 	json_decref(r);

@@ -1284,6 +1284,7 @@ static void test_distributions_upload(void **state)
 		th_response_free(&r);
 	}
 	free(dev);
+	assert_true(th_server_exited_cleanly(&s, th_server_stop(&s)));
 	th_server_destroy(&s);
 }
 

@@ -750,7 +750,7 @@ static void test_pending_survives_restart(void **state)
 	got = get_webhook(&s, s.admin_token, str(w, "id"), 200);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "pending"), 1);
 	json_decref(got);
-	assert_int_equal(th_server_stop(&s), 0);
+	assert_true(th_server_exited_cleanly(&s, th_server_stop(&s)));
 
 	pthread_mutex_lock(&fx->rx.lock);
 	fx->rx.down = false;
@@ -779,7 +779,7 @@ static void test_pending_survives_restart(void **state)
 	assert_int_equal(num(json_object_get(got, "deliveries"), "ok"), 2);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "failed"), 0);
 	json_decref(got);
-	assert_int_equal(th_server_stop(&s), 0);
+	assert_true(th_server_exited_cleanly(&s, th_server_stop(&s)));
 	th_server_destroy(&s);
 	json_decref(w);
 	free(url);
@@ -789,7 +789,7 @@ static void test_server_exits_cleanly(void **state)
 {
 	struct fx *fx = *state;
 
-	assert_int_equal(th_server_stop(&fx->srv), 0);
+	assert_true(th_server_exited_cleanly(&fx->srv, th_server_stop(&fx->srv)));
 }
 
 int main(void)

@@ -238,15 +238,20 @@ void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 		th_fleet_wait_members(f, n);
 }
 
-void th_fleet_destroy(struct th_fleet *f)
+bool th_fleet_destroy(struct th_fleet *f)
 {
+	bool clean = true;
+
 	if (!f)
-		return;
+		return true;
 	if (f->srv.data_dir && th_kill_under(f->srv.data_dir))
 		fprintf(stderr, "# processes under %s survived\n", f->srv.data_dir);
+	if (f->srv.pid > 0)
+		clean = th_server_exited_cleanly(&f->srv, th_server_stop(&f->srv));
 	th_server_destroy(&f->srv);
 	th_haproxy_destroy(&f->h);
 	for (size_t i = 0; i < f->nargs; i++)
 		free(f->args[i]);
 	memset(f, 0, sizeof *f);
+	return clean;
 }

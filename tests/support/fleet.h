@@ -35,8 +35,9 @@ struct th_fleet {
 void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 		    const char *const *uploads, const char *dist, size_t n);
 /* Kills everything and removes the directories; NULL-safe on a zeroed
- * struct. */
-void th_fleet_destroy(struct th_fleet *f);
+ * struct.  False when the server did not exit cleanly on SIGTERM (its
+ * log's end is printed): a group teardown returns that as its failure. */
+bool th_fleet_destroy(struct th_fleet *f);
 
 /* A JSON request with the admin token; the response is the caller's. */
 void th_fleet_call(struct th_fleet *f, const char *method, const char *path, const char *body,

@@ -273,6 +273,27 @@ int th_server_stop(struct th_server *s)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+bool th_server_exited_cleanly(const struct th_server *s, int status)
+{
+	char *log = NULL;
+	size_t len = 0;
+	bool clean;
+
+	if (tn_read_file(s->log_path, 256u << 20, &log, &len, NULL) != 0)
+		log = xstrdup("(no log)");
+	clean = status == 0 && !strstr(log, "Sanitizer") && !strstr(log, "runtime error");
+	if (!clean) {
+		const char *tail = log;
+
+		if (strlen(log) > 64 * 1024)
+			tail = log + strlen(log) - 64 * 1024;
+		fprintf(stderr, "tender-server exited with %d; the end of its log (%s):\n%s---\n",
+			status, s->log_path, tail);
+	}
+	free(log);
+	return clean;
+}
+
 void th_server_kill9(struct th_server *s)
 {
 	if (s->pid <= 0)

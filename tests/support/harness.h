@@ -29,6 +29,11 @@ void th_server_start(struct th_server *s, const char *const *extra_args);
 void th_server_restart(struct th_server *s, const char *const *extra_args);
 /* SIGTERM, then waits (bounded) for the exit; returns the exit status. */
 int th_server_stop(struct th_server *s);
+/* Sanitizer builds: whether a server that exited with status (from
+ * th_server_stop) exited 0 with no sanitizer report in its log; when not,
+ * prints the status and the end of the log (where a report is) to stderr.
+ * Use: assert_true(th_server_exited_cleanly(s, th_server_stop(s))). */
+bool th_server_exited_cleanly(const struct th_server *s, int status);
 /* SIGKILL and reap. */
 void th_server_kill9(struct th_server *s);
 /* Stops the server if it runs and removes its data directory. */

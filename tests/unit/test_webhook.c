@@ -153,6 +153,7 @@ static void test_events(void **state)
 static void test_matching(void **state)
 {
 	json_t *patterns = json_pack("[s, s]", "rollout.*", "cluster.create");
+	json_t *none = json_array();
 
 	(void)state;
 	assert_true(tn_webhook_pattern_matches("*", "rollout.succeeded"));
@@ -173,7 +174,8 @@ static void test_matching(void **state)
 	assert_true(tn_webhook_matches(patterns, "rollout.approved"));
 	assert_true(tn_webhook_matches(patterns, "cluster.create"));
 	assert_false(tn_webhook_matches(patterns, "cluster.delete"));
-	assert_false(tn_webhook_matches(json_array(), "cluster.delete"));
+	assert_false(tn_webhook_matches(none, "cluster.delete"));
+	json_decref(none);
 	json_decref(patterns);
 }
 
