@@ -32,8 +32,8 @@ int tn_keychain_endorse(const struct tn_key *old_key, const struct tn_key *new_k
  * link starting where the one before ended, every signature valid, and
  * the last NEW is current_b64.  TN_E_INVALID naming the link otherwise
  * (TN_E_SIGNATURE for a signature that does not verify). */
-int tn_keychain_check(const char *chain, const char *current_b64, struct tn_error *err)
-	TN_MUST_CHECK;
+int tn_keychain_check(const char *chain, const char *current_b64,
+		      struct tn_error *err) TN_MUST_CHECK;
 
 /* The agent's walk: from the link whose OLD is pinned_b64, verifies every
  * link to the end of chain and gives in *end_b64 (caller frees) the last

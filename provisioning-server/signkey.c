@@ -144,8 +144,7 @@ out:
 	return rc;
 }
 
-int tn_signkey_rotate(const char *data_dir, char **old_b64, char **new_b64,
-		      struct tn_error *err)
+int tn_signkey_rotate(const char *data_dir, char **old_b64, char **new_b64, struct tn_error *err)
 {
 	struct tn_key *old_key = NULL, *new_key = NULL;
 	char *chain = NULL, *line = NULL, *text = NULL, *oldp = NULL, *newp = NULL;

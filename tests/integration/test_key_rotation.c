@@ -33,10 +33,10 @@
 
 struct fx {
 	struct th_server srv;
-	char *var;		 /* the server's --data */
-	struct th_agent rot[2];	 /* cluster "rot": they run through the rotations */
-	struct th_agent away;	 /* cluster "away": stopped during both */
-	char *keys[3];		 /* the server's public keys: first, after 1, after 2 */
+	char *var;		/* the server's --data */
+	struct th_agent rot[2]; /* cluster "rot": they run through the rotations */
+	struct th_agent away;	/* cluster "away": stopped during both */
+	char *keys[3];		/* the server's public keys: first, after 1, after 2 */
 };
 
 static struct fx the_fx;
@@ -232,8 +232,10 @@ static char *cluster(const char *name)
 
 static void upload(const char *file)
 {
-	struct th_request up = {.method = "POST", .content_type = "application/zip",
-				.token = the_fx.srv.admin_token, .upload_file = file};
+	struct th_request up = {.method = "POST",
+				.content_type = "application/zip",
+				.token = the_fx.srv.admin_token,
+				.upload_file = file};
 	struct th_response r;
 
 	th_http(&the_fx.srv, "/api/v1/distributions", &up, &r);
@@ -392,8 +394,8 @@ static void test_self_endorsed_stranger_refused(void **state)
 	char *keyfile = xasprintf("%s/server.key", fx->var);
 	char *chainfile = xasprintf("%s/server.key.chain", fx->var);
 	char *pem = xasprintf("%s/stranger.pem", fx->srv.data_dir);
-	const char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", pem,
-			     NULL};
+	const char *gen[] = {
+	    "/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", pem, NULL};
 	struct tn_key *stranger = NULL;
 	struct tn_error err;
 	char *link = NULL, *line;
@@ -427,12 +429,12 @@ static void test_self_endorsed_stranger_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rotate_refused_while_running),
-		cmocka_unit_test(test_agents_follow_a_rotation),
-		cmocka_unit_test(test_second_rotation_and_config_change),
-		cmocka_unit_test(test_restarted_agent_still_works),
-		cmocka_unit_test(test_offline_agent_follows_the_chain),
-		cmocka_unit_test(test_self_endorsed_stranger_refused),
+	    cmocka_unit_test(test_rotate_refused_while_running),
+	    cmocka_unit_test(test_agents_follow_a_rotation),
+	    cmocka_unit_test(test_second_rotation_and_config_change),
+	    cmocka_unit_test(test_restarted_agent_still_works),
+	    cmocka_unit_test(test_offline_agent_follows_the_chain),
+	    cmocka_unit_test(test_self_endorsed_stranger_refused),
 	};
 	return cmocka_run_group_tests_name("key_rotation", tests, group_setup, group_teardown);
 }

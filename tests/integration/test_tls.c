@@ -32,7 +32,7 @@
 
 struct fx {
 	struct th_server srv;
-	char *dir;	/* certificates, scripts, hand-installed nodes */
+	char *dir; /* certificates, scripts, hand-installed nodes */
 	char *ca, *other_ca, *cert, *key;
 	struct th_agent agent;
 };
@@ -89,11 +89,26 @@ static char *make_ca(const char *name, const char *cn)
 	char *pem = xasprintf("%s/%s.pem", the_fx.dir, name);
 	char *key = xasprintf("%s/%s.key", the_fx.dir, name);
 	char *subj = xasprintf("/CN=%s", cn);
-	const char *args[] = {"req",   "-x509",	 "-newkey", "ec",   "-pkeyopt",
-			      "ec_paramgen_curve:P-256", "-noenc", "-keyout", key, "-out",
-			      pem,     "-days",	 "2",	    "-subj", subj,
-			      "-addext", "basicConstraints=critical,CA:TRUE",
-			      "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL};
+	const char *args[] = {"req",
+			      "-x509",
+			      "-newkey",
+			      "ec",
+			      "-pkeyopt",
+			      "ec_paramgen_curve:P-256",
+			      "-noenc",
+			      "-keyout",
+			      key,
+			      "-out",
+			      pem,
+			      "-days",
+			      "2",
+			      "-subj",
+			      subj,
+			      "-addext",
+			      "basicConstraints=critical,CA:TRUE",
+			      "-addext",
+			      "keyUsage=critical,keyCertSign,cRLSign",
+			      NULL};
 
 	openssl(args);
 	free(subj);
@@ -114,13 +129,13 @@ static void make_server_cert(void)
 	the_fx.key = file_in("server.key");
 	assert_int_equal(tn_write_file_atomic(ext, text, strlen(text), 0644, &err), 0);
 	{
-		const char *req[] = {"req",	   "-newkey", "ec",	 "-pkeyopt",
-				     "ec_paramgen_curve:P-256", "-noenc",  "-keyout", the_fx.key,
-				     "-out",	   csr,	      "-subj",	 "/CN=127.0.0.1",
-				     NULL};
-		const char *sign[] = {"x509",	 "-req",       "-in",	  csr,	   "-CA",
-				      the_fx.ca, "-CAkey",     ca_key,	  "-set_serial", "2",
-				      "-days",	 "2",	       "-extfile", ext,	   "-out",
+		const char *req[] = {
+		    "req",    "-newkey",       "ec",	   "-pkeyopt", "ec_paramgen_curve:P-256",
+		    "-noenc", "-keyout",       the_fx.key, "-out",     csr,
+		    "-subj",  "/CN=127.0.0.1", NULL};
+		const char *sign[] = {"x509",	   "-req",   "-in",	 csr,		"-CA",
+				      the_fx.ca,   "-CAkey", ca_key,	 "-set_serial", "2",
+				      "-days",	   "2",	     "-extfile", ext,		"-out",
 				      the_fx.cert, NULL};
 
 		openssl(req);
@@ -180,8 +195,8 @@ static json_t *wait_running(const char *id)
 	for (;;) {
 		json_t *t = api("GET", path, NULL, 200);
 		const char *actual = jstr(t, "actual");
-		const char *want = json_string_value(
-			json_object_get(json_object_get(t, "desired"), "release"));
+		const char *want =
+		    json_string_value(json_object_get(json_object_get(t, "desired"), "release"));
 
 		if (actual && want && strcmp(actual, want) == 0 &&
 		    strcmp(jstr(t, "state"), "running") == 0 &&
@@ -224,7 +239,8 @@ static void wait_serves(int port, const char *id)
 static int group_setup(void **state)
 {
 	struct fx *fx = &the_fx;
-	struct th_request up = {.method = "POST", .content_type = "application/zip",
+	struct th_request up = {.method = "POST",
+				.content_type = "application/zip",
 				.upload_file = TN_BUILDDIR "/distributions/educa-1.0.zip"};
 	struct th_response r;
 
@@ -234,8 +250,8 @@ static int group_setup(void **state)
 	fx->other_ca = make_ca("other", "Somebody else's CA");
 	make_server_cert();
 	{
-		const char *args[] = {"--tls-cert", fx->cert, "--tls-key", fx->key,
-				      "--agent-cacert", fx->ca, NULL};
+		const char *args[] = {"--tls-cert",	fx->cert, "--tls-key", fx->key,
+				      "--agent-cacert", fx->ca,	  NULL};
 
 		th_server_start(&fx->srv, args);
 	}
@@ -380,8 +396,8 @@ static void test_agent_with_wrong_ca_refuses(void **state)
 	struct fx *fx = *state;
 	char *token = enroll_token("tls", 1);
 	char *sdir = file_in("wrong-ca"), *ident = xasprintf("%s/agent.json", sdir);
-	const char *args[] = {"--state", sdir, "--server", fx->srv.url, "--enroll-token", token,
-			      "--cacert", fx->other_ca, NULL};
+	const char *args[] = {"--state", sdir,	     "--server",   fx->srv.url, "--enroll-token",
+			      token,	 "--cacert", fx->other_ca, NULL};
 	const char *env[] = {"PATH=/usr/bin:/bin", NULL};
 	struct th_run r;
 
@@ -434,9 +450,9 @@ static void test_install_sh_carries_the_ca(void **state)
 
 	base_s = xasprintf("%d", base);
 	{
-		const char *argv[] = {"/bin/sh",  script,  "--server", fx->srv.url, "--token",
-				      token,	  "--prefix", prefix,	  "--state",	hstate,
-				      "--port-base", base_s, NULL};
+		const char *argv[] = {"/bin/sh",     script,	 "--server", fx->srv.url, "--token",
+				      token,	     "--prefix", prefix,     "--state",	  hstate,
+				      "--port-base", base_s,	 NULL};
 
 		rc = th_run(argv, log, 60);
 	}
@@ -516,12 +532,12 @@ static void test_plain_http_fails_cleanly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cli_verifies_the_server),
-		cmocka_unit_test(test_agent_with_cacert_deploys),
-		cmocka_unit_test(test_provider_passes_the_ca_on),
-		cmocka_unit_test(test_agent_with_wrong_ca_refuses),
-		cmocka_unit_test(test_install_sh_carries_the_ca),
-		cmocka_unit_test(test_plain_http_fails_cleanly),
+	    cmocka_unit_test(test_cli_verifies_the_server),
+	    cmocka_unit_test(test_agent_with_cacert_deploys),
+	    cmocka_unit_test(test_provider_passes_the_ca_on),
+	    cmocka_unit_test(test_agent_with_wrong_ca_refuses),
+	    cmocka_unit_test(test_install_sh_carries_the_ca),
+	    cmocka_unit_test(test_plain_http_fails_cleanly),
 	};
 	return cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
 }

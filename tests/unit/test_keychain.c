@@ -37,7 +37,7 @@ static int setup(void **state)
 	}
 	for (int i = 0; i + 1 < NKEYS; i++)
 		assert_int_equal(
-			tn_keychain_endorse(fx->keys[i], fx->keys[i + 1], &fx->links[i], NULL), 0);
+		    tn_keychain_endorse(fx->keys[i], fx->keys[i + 1], &fx->links[i], NULL), 0);
 	assert_int_equal(tn_key_generate(&fx->stranger, NULL), 0);
 	fx->stranger_pub = tn_key_public_b64(fx->stranger);
 	*state = fx;
@@ -264,12 +264,12 @@ static void test_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_endorsement_format, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_endorse_needs_private_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_follow_refuses_forgeries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_follow_refuses_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_endorsement_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_endorse_needs_private_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_follow_refuses_forgeries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_follow_refuses_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("keychain", tests, NULL, NULL);
 }

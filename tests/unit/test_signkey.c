@@ -193,12 +193,12 @@ static void test_bad_chain_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_first_open_makes_a_key, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_rotate_twice, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_rotate_without_key, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_cut_short_before_chain, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_cut_short_after_chain, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_bad_chain_refused, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_first_open_makes_a_key, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_rotate_twice, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_rotate_without_key, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_cut_short_before_chain, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_cut_short_after_chain, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_bad_chain_refused, make_dir, remove_dir),
 	};
 	return cmocka_run_group_tests_name("signkey", tests, NULL, NULL);
 }
