@@ -345,6 +345,9 @@ static void test_agent_with_cacert_deploys(void **state)
 	t = wait_running(fx->agent.target_id);
 	assert_non_null(strstr(jstr(t, "actual"), "educa@1.0.0+"));
 	wait_serves(fx->agent.port_base, fx->agent.target_id);
+	/* a clean exit (no sanitizer report) after polls, reports and
+	 * downloads over TLS */
+	assert_int_equal(th_agent_stop(&fx->agent), 0);
 	json_decref(t);
 	free(token);
 }
