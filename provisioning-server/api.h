@@ -64,7 +64,10 @@ TN_HANDLER(tn_api_target_copy);
 TN_HANDLER(tn_api_target_delete);
 TN_HANDLER(tn_api_target_patch);
 
-/* api_install.c: providers, and what a hand install fetches */
+/* api_install.c: providers, and what a hand install fetches.  install.sh
+ * carries the server's --agent-cacert text in a here-document ended by
+ * this line, which the CA file must therefore not hold. */
+#define INSTALL_CA_MARK "TENDER_CA_PEM"
 TN_HANDLER(tn_api_provider_list);
 TN_HANDLER(tn_api_install_script);
 TN_HANDLER(tn_api_download_agent);

@@ -122,6 +122,11 @@ static int answer_document(struct tn_request *req, struct tn_response *resp, con
 	} else {
 		snprintf(sig, sizeof sig, "ed25519=%s", v.signature);
 		tn_response_add_header(resp, "Tender-Signature", sig);
+		/* after a rotation: how an agent that pinned an older key gets
+		 * from it to the key that signed (keychain.h) */
+		if (req->srv->key_endorsements)
+			tn_response_add_header(resp, "Tender-Key-Endorsement",
+					       req->srv->key_endorsements);
 		resp->status = 200;
 		resp->content_type = "application/json";
 		resp->body = v.body;

@@ -27,13 +27,18 @@ TN_HANDLER(tn_api_provider_list)
 /* ------------------------------------------------------------ install.sh */
 
 /* @SERVER@ is replaced by the server's public URL (checked at start to
- * hold no quote).  Laid out as the script, not as C. */
+ * hold no quote), @CACERT@ by the PEM text of --agent-cacert (checked at
+ * start to be PEM lines without the here-document's end mark) or by
+ * nothing.  A script fetched with `curl --cacert` from an HTTPS server so
+ * brings the CA the agent then verifies every request with.  Laid out as
+ * the script, not as C. */
 /* clang-format off */
 static const char script[] =
 	"#!/bin/sh\n"
 	"# install.sh - installs tender-agent from a Tender server and starts it,\n"
 	"# enrolled with an enrollment token (POST /api/v1/enrollment-tokens):\n"
 	"#   curl -fsSL @SERVER@/install.sh | sh -s -- --token TOKEN\n"
+	"# (over HTTPS with a private CA: curl --cacert CA.pem -fsSL ...)\n"
 	"set -eu\n"
 	"\n"
 	"server='@SERVER@'\n"
@@ -42,13 +47,15 @@ static const char script[] =
 	"state=/var/lib/tender-agent\n"
 	"port_base=''\n"
 	"address=''\n"
+	"cacert=''\n"
 	"start=yes\n"
 	"libs='libcurl4 libjansson4 libzip4 libssl3 zlib1g'\n"
 	"\n"
 	"usage() {\n"
 	"\tcat <<EOF\n"
 	"Usage: sh install.sh --token TOKEN [--server URL] [--prefix DIR] [--state DIR]\n"
-	"                     [--port-base PORT] [--address ADDR] [--no-start]\n"
+	"                     [--port-base PORT] [--address ADDR] [--cacert FILE]\n"
+	"                     [--no-start]\n"
 	"Installs tender-agent from a Tender server, checks its sha256, installs the\n"
 	"libraries it needs with apt-get when some are missing, and starts it.\n"
 	"  --server URL      the Tender server (default $server)\n"
@@ -57,6 +64,9 @@ static const char script[] =
 	"  --state DIR       the agent's state directory (default /var/lib/tender-agent)\n"
 	"  --port-base PORT  first port of the node's block (the agent's default: 8000)\n"
 	"  --address ADDR    this node's address as the load balancer sees it\n"
+	"  --cacert FILE     the CA (PEM) of the server's HTTPS certificate (default:\n"
+	"                    the one the server gives its agents, if any; else the\n"
+	"                    system's CAs); kept as STATE/ca.pem for the agent\n"
 	"  --no-start        install only\n"
 	"Later starts need no token: tender-agent --state DIR\n"
 	"EOF\n"
@@ -69,7 +79,7 @@ static const char script[] =
 	"\n"
 	"while [ $# -gt 0 ]; do\n"
 	"\tcase \"$1\" in\n"
-	"\t--server|--token|--prefix|--state|--port-base|--address)\n"
+	"\t--server|--token|--prefix|--state|--port-base|--address|--cacert)\n"
 	"\t\t[ $# -ge 2 ] || die \"$1 needs a value\"\n"
 	"\t\tcase \"$1\" in\n"
 	"\t\t--server) server=$2 ;;\n"
@@ -78,6 +88,7 @@ static const char script[] =
 	"\t\t--state) state=$2 ;;\n"
 	"\t\t--port-base) port_base=$2 ;;\n"
 	"\t\t--address) address=$2 ;;\n"
+	"\t\t--cacert) cacert=$2 ;;\n"
 	"\t\tesac\n"
 	"\t\tshift 2 ;;\n"
 	"\t--no-start) start=no; shift ;;\n"
@@ -89,18 +100,35 @@ static const char script[] =
 	"enrollment token)\"\n"
 	"command -v sha256sum >/dev/null 2>&1 || die \"sha256sum is missing (coreutils)\"\n"
 	"\n"
+	"tmp=$(mktemp -d)\n"
+	"trap 'rm -rf \"$tmp\"' EXIT\n"
+	"# The CA this server gives its agents (empty when it gives none).\n"
+	"cat >\"$tmp/ca.pem\" <<'" INSTALL_CA_MARK "'\n"
+	"@CACERT@"
+	INSTALL_CA_MARK "\n"
+	"if [ -z \"$cacert\" ] && grep -q 'BEGIN CERTIFICATE' \"$tmp/ca.pem\"; then\n"
+	"\tcacert=$tmp/ca.pem\n"
+	"fi\n"
+	"[ -z \"$cacert\" ] || [ -r \"$cacert\" ] || die \"--cacert $cacert: cannot read it\"\n"
+	"\n"
 	"fetch() {\n"
 	"\tif command -v curl >/dev/null 2>&1; then\n"
-	"\t\tcurl -fsS -o \"$2\" \"$1\"\n"
+	"\t\tif [ -n \"$cacert\" ]; then\n"
+	"\t\t\tcurl -fsS --cacert \"$cacert\" -o \"$2\" \"$1\"\n"
+	"\t\telse\n"
+	"\t\t\tcurl -fsS -o \"$2\" \"$1\"\n"
+	"\t\tfi\n"
 	"\telif command -v wget >/dev/null 2>&1; then\n"
-	"\t\twget -q -O \"$2\" \"$1\"\n"
+	"\t\tif [ -n \"$cacert\" ]; then\n"
+	"\t\t\twget -q --ca-certificate=\"$cacert\" -O \"$2\" \"$1\"\n"
+	"\t\telse\n"
+	"\t\t\twget -q -O \"$2\" \"$1\"\n"
+	"\t\tfi\n"
 	"\telse\n"
 	"\t\tdie \"neither curl nor wget is installed\"\n"
 	"\tfi\n"
 	"}\n"
 	"\n"
-	"tmp=$(mktemp -d)\n"
-	"trap 'rm -rf \"$tmp\"' EXIT\n"
 	"fetch \"$server/downloads/tender-agent\" \"$tmp/tender-agent\" ||\n"
 	"\tdie \"cannot download $server/downloads/tender-agent\"\n"
 	"fetch \"$server/downloads/tender-agent.sha256\" \"$tmp/sha256\" ||\n"
@@ -138,6 +166,10 @@ static const char script[] =
 	"mkdir -p \"$state\"\n"
 	"chmod 0700 \"$state\"\n"
 	"set -- --state \"$state\" --server \"$server\" --enroll-token \"$token\"\n"
+	"if [ -n \"$cacert\" ]; then\n"
+	"\t[ \"$cacert\" = \"$state/ca.pem\" ] || cp \"$cacert\" \"$state/ca.pem\"\n"
+	"\tset -- \"$@\" --cacert \"$state/ca.pem\"\n"
+	"fi\n"
 	"[ -z \"$port_base\" ] || set -- \"$@\" --port-base \"$port_base\"\n"
 	"[ -z \"$address\" ] || set -- \"$@\" --address \"$address\"\n"
 	"cd \"$state\"\n"
@@ -150,22 +182,40 @@ static const char script[] =
 	"echo \"install.sh: tender-agent started (pid $!); its log: $state/agent.log\"\n";
 /* clang-format on */
 
+/* Appends text[0..n) to the buffer of at most cap bytes. */
+static void put(char *out, size_t *len, const char *text, size_t n)
+{
+	memcpy(out + *len, text, n);
+	*len += n;
+}
+
 TN_HANDLER(tn_api_install_script)
 {
 	const char *url = req->srv->public_url ? req->srv->public_url : "http://127.0.0.1:8080";
-	size_t ulen = strlen(url), n = 0, cap = sizeof script + 8 * ulen;
+	const char *ca = req->srv->agent_cacert_pem ? req->srv->agent_cacert_pem : "";
+	size_t ulen = strlen(url), calen = strlen(ca), n = 0;
+	/* @SERVER@ a few times, @CACERT@ once, a newline after the PEM */
+	size_t cap = sizeof script + 8 * ulen + calen + 1;
 	char *out = xmalloc(cap);
 	const char *p = script, *at;
 
-	while ((at = strstr(p, "@SERVER@"))) {
-		memcpy(out + n, p, (size_t)(at - p));
-		n += (size_t)(at - p);
-		memcpy(out + n, url, ulen);
-		n += ulen;
-		p = at + 8;
+	while ((at = strchr(p, '@'))) {
+		put(out, &n, p, (size_t)(at - p));
+		if (strncmp(at, "@SERVER@", 8) == 0) {
+			put(out, &n, url, ulen);
+			p = at + 8;
+		} else if (strncmp(at, "@CACERT@", 8) == 0) {
+			put(out, &n, ca, calen);
+			if (calen && ca[calen - 1] != '\n')
+				put(out, &n, "\n", 1);
+			p = at + 8;
+		} else {
+			put(out, &n, "@", 1);
+			p = at + 1;
+		}
 	}
-	memcpy(out + n, p, strlen(p) + 1);
-	n += strlen(p);
+	put(out, &n, p, strlen(p) + 1);
+	n--;
 	resp->status = 200;
 	resp->body = out;
 	resp->body_len = n;

@@ -368,6 +368,21 @@ int tn_documents_get(struct tn_server *srv, const char *target_id, struct tn_doc
 			return rc;
 		return tn_documents_get(srv, target_id, out, err);
 	}
+	/* A document stored before a rotation of the signing key (signkey.h)
+	 * goes out signed by the current key: the same bytes, so the same
+	 * ETag and generation, and the agents reach the key through its
+	 * endorsements.  Kept in the cache, made again after a restart. */
+	if (!cur.signature ||
+	    tn_verify_b64(srv->key, cur.body, strlen(cur.body), cur.signature, NULL) != 0) {
+		char *sig = NULL;
+
+		if ((rc = tn_sign_b64(srv->key, cur.body, strlen(cur.body), &sig, err))) {
+			tn_store_doc_clear(&cur);
+			return rc;
+		}
+		free(cur.signature);
+		cur.signature = sig;
+	}
 	cache_put(d, target_id, cur.body, cur.signature, cur.etag, cur.generation);
 	out->body = xstrdup(cur.body);
 	out->signature = xstrdup(cur.signature);

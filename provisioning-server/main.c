@@ -18,6 +18,7 @@
 
 #include "auth.h"
 #include "blobstore.h"
+#include "api.h"
 #include "console.h"
 #include "documents.h"
 #include "fsutil.h"
@@ -32,6 +33,7 @@
 #include "provider.h"
 #include "server.h"
 #include "sign.h"
+#include "signkey.h"
 #include "store.h"
 #include "webhook.h"
 #include "xalloc.h"
@@ -42,11 +44,14 @@
 /* Seconds between blob collections after the one at start. */
 #define GC_INTERVAL_S 3600
 #define PROVIDERS_MAX 8
+/* A CA bundle for the agents: a few certificates. */
+#define CACERT_MAX (64 * 1024)
 
 static void usage(FILE *out)
 {
 	fputs("Usage: tender-server [OPTION]...\n"
 	      "       tender-server backup FILE [--data DIR]\n"
+	      "       tender-server rotate-key [--data DIR]\n"
 	      "Tender's provisioning server: stores bundles and distributions, keeps the\n"
 	      "record of targets and clusters, and drives rolling updates (HTTP API).\n"
 	      "\n"
@@ -55,6 +60,8 @@ static void usage(FILE *out)
 	      "  -d, --data DIR             data directory (default ./var); made on the first start\n"
 	      "      --tls-cert FILE        serve HTTPS with this PEM certificate...\n"
 	      "      --tls-key FILE         ...and this PEM private key\n"
+	      "      --agent-cacert FILE    the PEM CA file the agents this server starts (and\n"
+	      "                             install.sh) verify its HTTPS certificate with\n"
 	      "      --admin-token-file FILE  on the first start, write the admin token there\n"
 	      "                             (mode 0600) instead of printing it\n"
 	      "      --max-upload SIZE      largest archive accepted (default 4G; K, M, G suffixes)\n"
@@ -88,7 +95,12 @@ static void usage(FILE *out)
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
 	      "backup FILE writes a consistent copy of the live database to FILE (SQLite's\n"
-	      "online backup), safe while the server runs.\n",
+	      "online backup), safe while the server runs.\n"
+	      "\n"
+	      "rotate-key replaces the key that signs desired documents with a new one,\n"
+	      "endorsed by the old: agents follow at their next document, without\n"
+	      "enrolling again.  Run it while the server is stopped; the next start signs\n"
+	      "with the new key.\n",
 	      out);
 }
 
@@ -96,6 +108,7 @@ struct options {
 	const char *listen;
 	const char *data;
 	const char *tls_cert, *tls_key;
+	const char *agent_cacert;
 	const char *admin_token_file;
 	const char *ready_file;
 	const char *public_url;
@@ -152,12 +165,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
 	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
-	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEB_DIR, O_WEBHOOK_BACKOFF };
+	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEB_DIR, O_WEBHOOK_BACKOFF, O_AGENT_CACERT };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
 		{"tls-cert", required_argument, NULL, O_TLS_CERT},
 		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"agent-cacert", required_argument, NULL, O_AGENT_CACERT},
 		{"admin-token-file", required_argument, NULL, O_ADMIN_FILE},
 		{"max-upload", required_argument, NULL, O_MAX_UPLOAD},
 		{"threads", required_argument, NULL, O_THREADS},
@@ -184,6 +198,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'd': o->data = optarg; break;
 		case O_TLS_CERT: o->tls_cert = optarg; break;
 		case O_TLS_KEY: o->tls_key = optarg; break;
+		case O_AGENT_CACERT: o->agent_cacert = optarg; break;
 		case O_ADMIN_FILE: o->admin_token_file = optarg; break;
 		case O_READY: o->ready_file = optarg; break;
 		case O_LOG_JSON: tn_log_set_json(true); break;
@@ -366,7 +381,8 @@ static char *listen_url(const struct options *o, uint16_t port)
  * they and /downloads use. */
 static int open_providers(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
-	struct tn_provider_env env = {.data_dir = o->data, .listen = o->listen};
+	struct tn_provider_env env = {.data_dir = o->data, .listen = o->listen,
+				      .agent_cacert = srv->agent_cacert};
 	char *agent = tn_node_default_agent();
 	int rc;
 
@@ -378,6 +394,46 @@ static int open_providers(const struct options *o, struct tn_server *srv, struct
 		srv->agent_path = xstrdup(local ? local : agent);
 	}
 	free(agent);
+	return rc;
+}
+
+/* --agent-cacert: a PEM file of certificates, read whole (install.sh
+ * carries its text in a here-document, so only PEM lines are taken), and
+ * its absolute path for the agents, whose working directory is their own. */
+static int open_agent_cacert(const char *path, struct tn_server *srv, struct tn_error *err)
+{
+	char *text = NULL, *abs = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = tn_read_file(path, CACERT_MAX, &text, &len, err)))
+		goto out;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)text[i];
+
+		if (!(ch == '\n' || ch == '\r' || (ch >= ' ' && ch < 127))) {
+			rc = tn_fail(err, TN_E_INVALID, "%s: not a PEM file (byte %zu)", path, i);
+			goto out;
+		}
+	}
+	if (len != strlen(text) || !strstr(text, "-----BEGIN CERTIFICATE-----") ||
+	    strstr(text, INSTALL_CA_MARK)) {
+		rc = tn_fail(err, TN_E_INVALID, "%s: not a PEM certificate file", path);
+		goto out;
+	}
+	abs = realpath(path, NULL);
+	if (!abs) {
+		rc = tn_fail_errno(err, errno, "%s", path);
+		goto out;
+	}
+	srv->agent_cacert = xstrdup(abs);
+	srv->agent_cacert_pem = text;
+	text = NULL;
+out:
+	free(abs);
+	free(text);
+	if (rc)
+		tn_error_prefix(err, "--agent-cacert");
 	return rc;
 }
 
@@ -415,7 +471,7 @@ static int open_console(const struct options *o, struct tn_server *srv, struct t
 
 static int open_server(const struct options *o, struct tn_server *srv, struct tn_error *err)
 {
-	char *db = NULL, *keyfile = NULL;
+	char *db = NULL;
 	struct stat st;
 	bool first;
 	int rc;
@@ -425,9 +481,9 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	srv->max_upload = o->max_upload;
 	srv->archive_limits = tn_archive_limits_default;
 	db = xasprintf("%s/tender.db", o->data);
-	keyfile = xasprintf("%s/server.key", o->data);
 	first = stat(db, &st) != 0;
-	if ((rc = open_console(o, srv, err)) || /* before the data directory is touched */
+	if ((o->agent_cacert && (rc = open_agent_cacert(o->agent_cacert, srv, err))) ||
+	    (rc = open_console(o, srv, err)) || /* before the data directory is touched */
 	    (rc = tn_mkdir_p(o->data, 0700, err)) ||
 	    (rc = lock_data_dir(o->data, &data_lock_fd, err)) ||
 	    (rc = tn_remove_tree(srv->tmp_dir, err)) ||
@@ -435,7 +491,7 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	    (rc = open_providers(o, srv, err)) ||
 	    (rc = tn_store_open(db, &srv->store, err)) ||
 	    (rc = tn_blobstore_open(o->data, &srv->blobs, err)) ||
-	    (rc = tn_key_load_or_create(keyfile, &srv->key, err)))
+	    (rc = tn_signkey_open(o->data, &srv->key, &srv->key_endorsements, err)))
 		goto out;
 	tn_blobstore_set_fsync(srv->blobs, !o->no_fsync);
 	if ((first && (rc = create_admin_token(srv, o->admin_token_file, err))) ||
@@ -447,7 +503,6 @@ static int open_server(const struct options *o, struct tn_server *srv, struct tn
 	srv->documents = tn_documents_new();
 out:
 	free(db);
-	free(keyfile);
 	return rc;
 }
 
@@ -455,6 +510,9 @@ static void close_server(struct tn_server *srv)
 {
 	tn_providers_free(srv->providers);
 	free(srv->agent_path);
+	free(srv->agent_cacert);
+	free(srv->agent_cacert_pem);
+	free(srv->key_endorsements);
 	free(srv->web_dir);
 	free(srv->public_url);
 	tn_auth_free(srv->auth);
@@ -494,6 +552,34 @@ out:
 	return rc;
 }
 
+/* rotate-key: on a stopped server's data directory (its lock taken, so a
+ * running server is refused rather than left signing with a key that is
+ * no longer on disk). */
+static int run_rotate_key(const char *data)
+{
+	char *old_b64 = NULL, *new_b64 = NULL;
+	struct tn_error err;
+	int fd = -1, rc = 1;
+
+	if (lock_data_dir(data, &fd, &err) != 0 ||
+	    tn_signkey_rotate(data, &old_b64, &new_b64, &err) != 0) {
+		fprintf(stderr, "tender-server: rotate-key: %s\n", err.message);
+		goto out;
+	}
+	tn_log(TN_LOG_INFO, "server", "key_rotated", "{s:s, s:s, s:s}", "data", data, "old",
+	       old_b64, "new", new_b64);
+	printf("signing key of %s rotated\n  old %s\n  new %s (endorsed by the old)\n"
+	       "Start the server: agents take the new key with their next document.\n",
+	       data, old_b64, new_b64);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(old_b64);
+	free(new_b64);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {.listen = "127.0.0.1:8080", .data = "./var",
@@ -519,6 +605,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return run_backup(o.data, argv[optind + 1]);
+	}
+	if (optind < argc && strcmp(argv[optind], "rotate-key") == 0) {
+		if (optind + 1 != argc) {
+			fputs("tender-server: rotate-key takes no argument (see --data)\n", stderr);
+			return 2;
+		}
+		return run_rotate_key(o.data);
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tender-server: unexpected argument \"%s\"\n"

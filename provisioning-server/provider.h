@@ -46,6 +46,9 @@ struct tn_provider_env {
 	const char *data_dir;	/* nodes of this host live in DATA/nodes/<target id>/ */
 	const char *listen;	/* the server's --listen ADDR:PORT */
 	const char *agent_path; /* tender-agent beside tender-server (may not exist) */
+	/* --agent-cacert: an absolute path to the PEM CA file the agents
+	 * verify the server's HTTPS certificate with (NULL: their system's) */
+	const char *agent_cacert;
 };
 
 struct tn_provider_ops;

@@ -31,6 +31,7 @@
 struct local {
 	char *data_dir;
 	char *agent;
+	char *cacert; /* passed on as --cacert, or NULL */
 	unsigned low, high;
 	unsigned grace_ms;
 };
@@ -94,6 +95,7 @@ static int local_open(struct tn_provider *p, const struct tn_provider_env *env,
 			       grace);
 	l->grace_ms = grace_s * 1000;
 	l->agent = xstrdup(agent ? agent : env->agent_path);
+	l->cacert = env->agent_cacert ? xstrdup(env->agent_cacert) : NULL;
 	if (!agent)
 		json_object_set_new(p->settings, "agent", json_string(l->agent));
 	/* A missing agent is a boot failure, named then: the provider stays
@@ -110,6 +112,7 @@ static void local_close(struct tn_provider *p)
 
 	free(l->data_dir);
 	free(l->agent);
+	free(l->cacert);
 	free(l);
 	p->priv = NULL;
 }
@@ -251,7 +254,9 @@ static int local_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 		const char *argv[] = {l->agent,		  "--state",	    state,
 				      "--server",	  spec->server_url, "--enroll-token",
 				      spec->enroll_token, "--port-base",    base_s,
-				      "--address",	  "127.0.0.1",	    NULL};
+				      "--address",	  "127.0.0.1",
+				      /* the argv ends at the first NULL: no CA, no option */
+				      l->cacert ? "--cacert" : NULL, l->cacert, NULL};
 
 		if ((rc = tn_node_spawn(dir, argv, &pid, &start, err)))
 			goto out;

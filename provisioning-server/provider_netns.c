@@ -43,6 +43,7 @@
 struct netns {
 	char *data_dir;
 	char *agent;
+	char *cacert; /* passed on as --cacert, or NULL */
 	char *ip; /* iproute2's ip, found in PATH */
 	char prefix[16];
 	char bridge[24];
@@ -396,6 +397,7 @@ static int netns_open(struct tn_provider *p, const struct tn_provider_env *env,
 			       server);
 	n->server = server ? xstrdup(server) : NULL;
 	n->agent = xstrdup(agent ? agent : env->agent_path);
+	n->cacert = env->agent_cacert ? xstrdup(env->agent_cacert) : NULL;
 	if (!agent)
 		json_object_set_new(p->settings, "agent", json_string(n->agent));
 	addr_text(n->network + 1, gw);
@@ -454,6 +456,7 @@ static void netns_close(struct tn_provider *p)
 	}
 	free(n->data_dir);
 	free(n->agent);
+	free(n->cacert);
 	free(n->ip);
 	free(n->server);
 	free(n);
@@ -583,6 +586,9 @@ static int netns_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 				      port_s,
 				      "--address",
 				      addr,
+				      /* the argv ends at the first NULL: no CA, no option */
+				      n->cacert ? "--cacert" : NULL,
+				      n->cacert,
 				      NULL};
 
 		/* `ip netns exec` enters the namespace and execs the agent:

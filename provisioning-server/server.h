@@ -48,6 +48,15 @@ struct tn_server {
 	struct tn_webhooks *webhooks;
 	char *public_url;              /* the server as nodes on this host reach it */
 	char *agent_path;              /* the tender-agent served by /downloads */
+	/* --agent-cacert: the CA file agents verify this server's HTTPS
+	 * certificate with (absolute path, passed on by the providers) and its
+	 * PEM text (install.sh carries it); both NULL without the option. */
+	char *agent_cacert;
+	char *agent_cacert_pem;
+	/* The endorsements of the signing key (keychain.h): the value of the
+	 * Tender-Key-Endorsement header sent with every desired document, NULL
+	 * while the key was never rotated. */
+	char *key_endorsements;
 	char *web_dir;                 /* the console's files (NULL: no console) */
 };
 

@@ -100,6 +100,8 @@ struct tn_agent {
 	struct curl_slist *poll_headers;
 	struct buf poll_body;
 	char *poll_sig;
+	char *poll_endorse; /* the Tender-Key-Endorsement header, or NULL */
+	char poll_err[CURL_ERROR_SIZE]; /* curl's reason for a failed poll */
 	uint64_t poll_timer;
 	unsigned poll_backoff_ms;
 	struct tn_desired *doc; /* the last accepted document */
@@ -295,6 +297,8 @@ static void send_next_report(struct tn_agent *a)
 	curl_easy_setopt(a->report, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(a->report, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(a->report, CURLOPT_NOSIGNAL, 1L);
+	if (a->opts.cacert)
+		curl_easy_setopt(a->report, CURLOPT_CAINFO, a->opts.cacert);
 	tn_loop_transfer(a->loop, a->report, report_done, a);
 	free(url);
 }
@@ -1163,24 +1167,59 @@ static void reconcile(struct tn_agent *a)
 	begin_switch(a, d->run);
 }
 
+/* The value of header line data (len bytes) when it is the header name
+ * ("Name:"), trimmed and copied into *field (replacing what was there). */
+static void take_header(const char *data, size_t len, const char *name, char **field)
+{
+	size_t nlen = strlen(name);
+	const char *v = data + nlen;
+	size_t vlen = len - nlen;
+
+	if (len <= nlen || strncasecmp(data, name, nlen) != 0)
+		return;
+	while (vlen && (*v == ' ' || *v == '\t'))
+		v++, vlen--;
+	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+		vlen--;
+	free(*field);
+	*field = xstrndup(v, vlen);
+}
+
 static size_t header_line(char *data, size_t size, size_t n, void *ctx)
 {
 	struct tn_agent *a = ctx;
 	size_t len = size * n;
-	static const char name[] = "Tender-Signature:";
 
-	if (len > sizeof name && strncasecmp(data, name, sizeof name - 1) == 0) {
-		const char *v = data + sizeof name - 1;
-		size_t vlen = len - (sizeof name - 1);
-
-		while (vlen && (*v == ' ' || *v == '\t'))
-			v++, vlen--;
-		while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-			vlen--;
-		free(a->poll_sig);
-		a->poll_sig = xstrndup(v, vlen);
-	}
+	take_header(data, len, "Tender-Signature:", &a->poll_sig);
+	take_header(data, len, "Tender-Key-Endorsement:", &a->poll_endorse);
 	return len;
+}
+
+/* The document was signed by a newer key that the pinned one endorsed
+ * (through a chain of endorsements): pin it, durably, before acting on
+ * the document, so that a restarted agent trusts what it already obeyed. */
+static int pin_key(struct tn_agent *a, const char *key_b64, struct tn_error *err)
+{
+	struct tn_key *key = NULL;
+	char *old = xstrdup(a->j.server_key);
+	int rc;
+
+	if ((rc = tn_key_from_public_b64(key_b64, &key, err)))
+		goto out;
+	tn_journal_set(&a->j.server_key, key_b64);
+	if ((rc = tn_journal_save_identity(a->state_dir, &a->j, err))) {
+		tn_journal_set(&a->j.server_key, old);
+		goto out;
+	}
+	tn_key_free(a->server_key);
+	a->server_key = key;
+	key = NULL;
+	tn_log(TN_LOG_INFO, "agent", "server_key_rotated", "{s:s, s:s}", "old", old, "new",
+	       key_b64);
+out:
+	tn_key_free(key);
+	free(old);
+	return rc;
 }
 
 static void polled(void *ctx, CURL *easy, CURLcode result)
@@ -1198,7 +1237,7 @@ static void polled(void *ctx, CURL *easy, CURLcode result)
 		tn_log(status == 401 ? TN_LOG_ERROR : TN_LOG_WARN, "agent", "poll_failed",
 		       "{s:i, s:s, s:i}", "status", (int)status, "message",
 		       status == 401 ? "the server refused this target's token: enroll again"
-				     : curl_easy_strerror(result),
+				     : a->poll_err[0] ? a->poll_err : curl_easy_strerror(result),
 		       "retry_ms", (int)a->poll_backoff_ms);
 		poll_soon(a, a->poll_backoff_ms + jitter(a->poll_backoff_ms / 2 + 1));
 		return;
@@ -1207,9 +1246,11 @@ static void polled(void *ctx, CURL *easy, CURLcode result)
 	if (status == 200) {
 		if (a->poll_body.over ||
 		    tn_desired_parse(a->poll_body.p ? a->poll_body.p : "", a->poll_body.len,
-				     a->poll_sig, a->server_key, a->j.target_id, a->j.generation, &d,
-				     &err) != 0) {
+				     a->poll_sig, a->poll_endorse, a->server_key, a->j.target_id,
+				     a->j.generation, &d, &err) != 0 ||
+		    (d->signer_key && pin_key(a, d->signer_key, &err) != 0)) {
 			/* Refused: keep running what runs; ask again later. */
+			tn_desired_free(d);
 			tn_log(TN_LOG_ERROR, "agent", "document_refused", "{s:s}", "message",
 			       a->poll_body.over ? "document over its size limit" : err.message);
 			poll_soon(a, POLL_BACKOFF_MAX_MS);
@@ -1242,6 +1283,8 @@ static void poll_now(struct tn_agent *a)
 	buf_reset(&a->poll_body);
 	free(a->poll_sig);
 	a->poll_sig = NULL;
+	free(a->poll_endorse);
+	a->poll_endorse = NULL;
 	curl_slist_free_all(a->poll_headers);
 	a->poll_headers = curl_slist_append(NULL, a->auth_header);
 	if (a->doc) {
@@ -1258,6 +1301,10 @@ static void poll_now(struct tn_agent *a)
 	curl_easy_setopt(a->poll, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(a->poll, CURLOPT_TIMEOUT, (long)a->opts.poll_wait_s + 20);
 	curl_easy_setopt(a->poll, CURLOPT_NOSIGNAL, 1L);
+	a->poll_err[0] = '\0';
+	curl_easy_setopt(a->poll, CURLOPT_ERRORBUFFER, a->poll_err);
+	if (a->opts.cacert)
+		curl_easy_setopt(a->poll, CURLOPT_CAINFO, a->opts.cacert);
 	tn_loop_transfer(a->loop, a->poll, polled, a);
 	free(inm);
 	free(url);
@@ -1360,6 +1407,7 @@ int tn_agent_start(struct tn_loop *loop, const struct tn_agent_options *opts,
 	fo.state_dir = a->state_dir;
 	fo.server_url = a->j.server;
 	fo.token = a->j.token;
+	fo.cacert = a->opts.cacert;
 	if ((rc = tn_fetch_new(loop, &fo, &a->fetch, err)))
 		goto out;
 	a->env.target_id = a->j.target_id;
@@ -1420,6 +1468,7 @@ void tn_agent_free(struct tn_agent *a)
 	curl_slist_free_all(a->report_headers);
 	buf_reset(&a->poll_body);
 	free(a->poll_sig);
+	free(a->poll_endorse);
 	free(a->report_body);
 	free(a->prepared);
 	free(a->prep_failed);
@@ -1450,9 +1499,10 @@ static json_t *inventory(void)
 }
 
 int tn_agent_enroll(const char *state_dir, const char *server, const char *enroll_token,
-		    const char *server_key, const char *address, int agent_port,
-		    struct tn_error *err)
+		    const char *server_key, const char *cacert, const char *address,
+		    int agent_port, struct tn_error *err)
 {
+	char errbuf[CURL_ERROR_SIZE] = "";
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	json_t *req = json_pack("{s:s, s:o, s:s?, s:i}", "enrollment_token", enroll_token,
@@ -1474,10 +1524,15 @@ int tn_agent_enroll(const char *state_dir, const char *server, const char *enrol
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	if (cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK) {
-		rc = tn_fail(err, TN_E_UNAVAILABLE, "enroll at %s: %s", server, curl_easy_strerror(cc));
+		/* errbuf names the certificate problem; strerror only its class. */
+		rc = tn_fail(err, TN_E_UNAVAILABLE, "enroll at %s: %s", server,
+			     errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
 	ans = resp.p ? json_loads(resp.p, 0, NULL) : NULL;

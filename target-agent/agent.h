@@ -13,6 +13,9 @@
 struct tn_agent_options {
 	const char *state_dir;
 	const char *address;   /* this node's address, as the server and LB see it */
+	/* PEM file of the CAs that sign the server's certificate, for every
+	 * request (NULL: the system's CAs) */
+	const char *cacert;
 	int port_base;         /* first port of the node's block */
 	int agent_port;        /* HAProxy agent-check port (last of the block) */
 	unsigned poll_wait_s;  /* long-poll wait the server is asked for */
@@ -37,9 +40,11 @@ void tn_agent_free(struct tn_agent *a);
 
 /* Enrolls with the server (blocking; before the loop runs) and writes the
  * identity into state_dir.  server_key, when not NULL, must match the key
- * the server answers with (pinning it in advance). */
+ * the server answers with (pinning it in advance).  cacert as in
+ * tn_agent_options (NULL: the system's CAs); a certificate that does not
+ * verify fails with curl's reason ("SSL certificate problem: ..."). */
 int tn_agent_enroll(const char *state_dir, const char *server, const char *enroll_token,
-		    const char *server_key, const char *address, int agent_port,
-		    struct tn_error *err) TN_MUST_CHECK;
+		    const char *server_key, const char *cacert, const char *address,
+		    int agent_port, struct tn_error *err) TN_MUST_CHECK;
 
 #endif

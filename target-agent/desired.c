@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "keychain.h"
 #include "manifest.h"
 #include "version.h"
 #include "xalloc.h"
@@ -274,37 +275,68 @@ json_t *tn_desired_release_config(const struct tn_desired_release *r, const char
 /* ---------------------------------------------------------------- document */
 
 /* The header value is "ed25519=<base64>", maybe with spaces around it (the
- * HTTP layer may hand over the raw field value). */
+ * HTTP layer may hand over the raw field value).  The pinned key first;
+ * then the key the endorsements lead to from it, if they lead anywhere:
+ * *signer (caller frees) is that key when it signed. */
 static int verify_signature(const char *body, size_t len, const char *sig_header,
-			    const struct tn_key *key, struct tn_error *err)
+			    const char *endorsements, const struct tn_key *key, char **signer,
+			    struct tn_error *err)
 {
-	const char *start, *end;
-	char *sig = NULL;
+	struct tn_key *end_key = NULL;
+	char *sig = NULL, *pinned = NULL, *end = NULL;
+	const char *start, *stop;
+	bool unknown_key = true; /* no key we trust signed: local says why */
 	struct tn_error local;
 	int rc;
 
+	*signer = NULL;
 	if (!sig_header)
 		return tn_fail(err, TN_E_UNSIGNED,
 			       "unsigned: the response has no Tender-Signature header");
 	start = sig_header;
 	while (*start == ' ' || *start == '\t')
 		start++;
-	end = start + strlen(start);
-	while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-			       end[-1] == '\n'))
-		end--;
-	if ((size_t)(end - start) <= strlen(SIG_SCHEME) ||
+	stop = start + strlen(start);
+	while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t' || stop[-1] == '\r' ||
+				stop[-1] == '\n'))
+		stop--;
+	if ((size_t)(stop - start) <= strlen(SIG_SCHEME) ||
 	    strncmp(start, SIG_SCHEME, strlen(SIG_SCHEME)) != 0)
 		return tn_fail(err, TN_E_UNSIGNED,
 			       "unsigned: the Tender-Signature header is not \"ed25519=<base64>\"");
 	sig = xstrndup(start + strlen(SIG_SCHEME),
-		       (size_t)(end - start) - strlen(SIG_SCHEME));
+		       (size_t)(stop - start) - strlen(SIG_SCHEME));
 	rc = tn_verify_b64(key, body, len, sig, &local);
-	if (rc < 0)
+	if (rc == 0 || !endorsements)
+		goto out;
+	pinned = tn_key_public_b64(key);
+	if ((rc = tn_keychain_follow(endorsements, pinned, &end, err))) {
+		unknown_key = false;
+		tn_error_prefix(err, "endorsement refused");
+		goto out;
+	}
+	if (strcmp(end, pinned) == 0) { /* nothing endorsed from the pinned key */
+		rc = -(int)TN_E_SIGNATURE;
+		goto out;
+	}
+	if ((rc = tn_key_from_public_b64(end, &end_key, err))) {
+		unknown_key = false;
+		goto out;
+	}
+	if ((rc = tn_verify_b64(end_key, body, len, sig, &local)) == 0) {
+		*signer = end;
+		end = NULL;
+	}
+out:
+	if (rc < 0 && unknown_key)
 		rc = tn_fail(err, TN_E_SIGNATURE,
 			     "bad signature: the body was not signed by the server's key "
-			     "(tampered, or signed by another key): %s",
+			     "(tampered, or signed by another key%s): %s",
+			     endorsements ? " that the pinned key has not endorsed" : "",
 			     local.message);
+	tn_key_free(end_key);
+	free(end);
+	free(pinned);
 	free(sig);
 	return rc;
 }
@@ -381,11 +413,12 @@ static int parse_document(struct tn_desired *d, struct tn_error *err)
 }
 
 int tn_desired_parse(const char *body, size_t len, const char *sig_header,
-		     const struct tn_key *server_key, const char *target_id,
+		     const char *endorsements, const struct tn_key *server_key, const char *target_id,
 		     int64_t min_generation, struct tn_desired **out, struct tn_error *err)
 {
 	struct tn_desired *d = NULL;
 	struct tn_error local;
+	char *signer = NULL;
 	int rc;
 
 	*out = NULL;
@@ -397,9 +430,11 @@ int tn_desired_parse(const char *body, size_t len, const char *sig_header,
 		goto out;
 	}
 	/* STYLE: verify signed metadata before touching the payload. */
-	if ((rc = verify_signature(body, len, sig_header, server_key, err)) < 0)
+	if ((rc = verify_signature(body, len, sig_header, endorsements, server_key, &signer,
+				   err)) < 0)
 		goto out;
 	d = xcalloc(1, sizeof *d);
+	d->signer_key = signer;
 	tn_sha256_hex(body, len, d->etag);
 	if ((rc = tn_json_parse_object(body, len, &d->raw, err)) < 0 ||
 	    (rc = parse_document(d, err)) < 0)
@@ -435,5 +470,6 @@ void tn_desired_free(struct tn_desired *d)
 	tn_desired_release_unref(d->run);
 	tn_desired_release_unref(d->prepare);
 	json_decref(d->raw);
+	free(d->signer_key);
 	free(d);
 }

@@ -71,15 +71,24 @@ struct tn_desired {
 	const char *lb_driver;
 	int lb_agent_port;
 	char etag[TN_SHA256_HEX_LEN + 1]; /* sha256 hex of the body, as the ETag */
+	/* NULL when the pinned key signed the document; else base64 of the
+	 * newer key that signed it, reached from the pinned key through the
+	 * endorsements (owned): the key to pin from now on. */
+	char *signer_key;
 };
 
 /* Verifies and parses a desired document, in this order:
  *   1. signature: sig_header is the value of the Tender-Signature header
  *      ("ed25519=<base64>"), NULL when the response had none.  No header:
  *      TN_E_UNSIGNED; a header that is not "ed25519=...": TN_E_UNSIGNED too
- *      (no signature of a kind we know); a signature that does not verify
- *      over the exact len bytes of body with server_key (tampered body,
- *      another key): TN_E_SIGNATURE.  Nothing of the body is parsed before.
+ *      (no signature of a kind we know).  The signature must verify over
+ *      the exact len bytes of body with server_key (the pinned key) or,
+ *      after a rotation, with the key that endorsements (the value of the
+ *      Tender-Key-Endorsement header, NULL when none; keychain.h) lead to
+ *      from server_key, every link verified; then d->signer_key names that
+ *      key.  Otherwise (tampered body, another key, a forged or malformed
+ *      endorsement): TN_E_SIGNATURE, or TN_E_INVALID for an endorsement
+ *      header that is not a chain.  Nothing of the body is parsed before.
  *   2. strict parse: TN_E_TOO_LARGE over TN_DESIRED_MAX_BYTES (checked
  *      before the signature, as a cheap bound), TN_E_JSON for malformed
  *      JSON, TN_E_INVALID naming the field for everything else (unknown
@@ -91,7 +100,7 @@ struct tn_desired {
  * Every message starts with "desired document: ".  On success *out is the
  * caller's (tn_desired_free); on failure it is NULL. */
 int tn_desired_parse(const char *body, size_t len, const char *sig_header,
-		     const struct tn_key *server_key, const char *target_id,
+		     const char *endorsements, const struct tn_key *server_key, const char *target_id,
 		     int64_t min_generation, struct tn_desired **out,
 		     struct tn_error *err) TN_MUST_CHECK;
 

@@ -92,7 +92,7 @@ struct tn_fetch_job {
 
 struct tn_fetch {
 	struct tn_loop *loop;
-	char *state_dir, *server_url, *auth;
+	char *state_dir, *server_url, *auth, *cacert;
 	char *blob_dir, *part_dir;
 	struct tn_fetch_opts o; /* numbers only; strings are the copies above */
 	struct blob *blobs;
@@ -136,9 +136,10 @@ int tn_fetch_new(struct tn_loop *loop, const struct tn_fetch_opts *opts, struct 
 	*out = NULL;
 	f->loop = loop;
 	f->o = *opts;
-	f->o.state_dir = f->o.server_url = f->o.token = NULL;
+	f->o.state_dir = f->o.server_url = f->o.token = f->o.cacert = NULL;
 	f->state_dir = xstrdup(opts->state_dir);
 	f->server_url = xstrdup(opts->server_url);
+	f->cacert = opts->cacert ? xstrdup(opts->cacert) : NULL;
 	f->auth = xasprintf("Authorization: Bearer %s", opts->token ? opts->token : "");
 	f->blob_dir = xasprintf("%s/cache/sha256", opts->state_dir);
 	f->part_dir = xasprintf("%s/cache/partial", opts->state_dir);
@@ -580,6 +581,8 @@ static void start_blob(struct blob *b)
 	b->headers = curl_slist_append(NULL, f->auth);
 	curl_easy_setopt(b->easy, CURLOPT_URL, url);
 	curl_easy_setopt(b->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (f->cacert)
+		curl_easy_setopt(b->easy, CURLOPT_CAINFO, f->cacert);
 	curl_easy_setopt(b->easy, CURLOPT_HTTPHEADER, b->headers);
 	curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(b->easy, CURLOPT_WRITEDATA, b);
@@ -781,6 +784,7 @@ void tn_fetch_free(struct tn_fetch *f)
 	tn_loop_cancel(f->loop, f->progress_timer);
 	free(f->state_dir);
 	free(f->server_url);
+	free(f->cacert);
 	free(f->auth);
 	free(f->blob_dir);
 	free(f->part_dir);

@@ -24,6 +24,9 @@ struct tn_fetch_opts {
 	const char *state_dir;	/* required; copied */
 	const char *server_url; /* required, "http://host:port", no trailing '/'; copied */
 	const char *token;	/* the target token (Authorization: Bearer); copied */
+	/* PEM file of the CAs that sign the server's certificate (NULL: the
+	 * system's); copied */
+	const char *cacert;
 	unsigned max_parallel;	/* downloads at once: 2 */
 	/* Failed transfers (connection cut, timeout, 5xx other than 503) of
 	 * one blob before its jobs fail: 5.  503 + Retry-After is the server

@@ -36,6 +36,8 @@ static void usage(FILE *out)
 	      "      --enroll-token TOKEN  an enrollment token (first start only)\n"
 	      "      --server-key KEY      pin the server's Ed25519 key (base64) in advance;\n"
 	      "                            enrollment fails when the server's differs\n"
+	      "      --cacert FILE         verify the server's HTTPS certificate with the CAs\n"
+	      "                            in this PEM file (default: the system's CAs)\n"
 	      "      --address ADDR        this node's address as the load balancer sees it\n"
 	      "                            (default 127.0.0.1)\n"
 	      "      --port-base PORT      first port of this node's block ({{target.port_base}};\n"
@@ -71,12 +73,13 @@ static int number(const char *opt, const char *s, long min, long max, long *out)
 int main(int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_TOKEN, O_KEY, O_ADDRESS, O_PORT_BASE, O_AGENT_PORT, O_WAIT,
-	       O_LOG_LEVEL, O_LOG_JSON, O_BACKOFF, O_RESTARTS, O_DRAIN_WAIT };
+	       O_LOG_LEVEL, O_LOG_JSON, O_BACKOFF, O_RESTARTS, O_DRAIN_WAIT, O_CACERT };
 	static const struct option longopts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"server", required_argument, NULL, O_SERVER},
 		{"enroll-token", required_argument, NULL, O_TOKEN},
 		{"server-key", required_argument, NULL, O_KEY},
+		{"cacert", required_argument, NULL, O_CACERT},
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port-base", required_argument, NULL, O_PORT_BASE},
 		{"agent-port", required_argument, NULL, O_AGENT_PORT},
@@ -105,6 +108,7 @@ int main(int argc, char **argv)
 		case O_SERVER: server = optarg; break;
 		case O_TOKEN: token = optarg; break;
 		case O_KEY: key = optarg; break;
+		case O_CACERT: o.cacert = optarg; break;
 		case O_ADDRESS: o.address = optarg; break;
 		case O_PORT_BASE:
 			if (number("--port-base", optarg, 1, 65526, &v))
@@ -170,8 +174,8 @@ int main(int argc, char **argv)
 			fputs("tender-agent: --enroll-token needs --server\n", stderr);
 			return 2;
 		}
-		if (tn_agent_enroll(o.state_dir, server, token, key, o.address, o.agent_port,
-				    &err) != 0) {
+		if (tn_agent_enroll(o.state_dir, server, token, key, o.cacert, o.address,
+				    o.agent_port, &err) != 0) {
 			tn_log(TN_LOG_ERROR, "agent", "enroll_failed", "{s:s}", "message",
 			       err.message);
 			goto out;

@@ -334,6 +334,11 @@ static void check_route(void **state)
 				    "%s %s with %s: the 401 message \"%s\" does not speak of the "
 				    "token",
 				    r->method, path, who->label, msg);
+			/* the expired token: the refusal says so */
+			if (who->token_name && !who->revoked && !strstr(msg, "has expired"))
+				fail_msg("%s %s with %s: the 401 message \"%s\" does not say the "
+					 "token has expired",
+					 r->method, path, who->label, msg);
 		} else if (who->role < r->role) {
 			if (res.status != 403)
 				fail_msg("%s %s needs %s; %s got %ld, expected 403: %s", r->method,

@@ -369,6 +369,8 @@ void th_http(struct th_server *s, const char *path, const struct th_request *req
 
 	memset(out, 0, sizeof *out);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (s->cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, s->cacert);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);

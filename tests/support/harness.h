@@ -16,6 +16,9 @@ struct th_server {
 	char *url;         /* "http://127.0.0.1:PORT" */
 	char *admin_token;
 	char *log_path;    /* the server's stderr */
+	/* A server started with --tls-cert: the CA file th_http verifies it
+	 * with (borrowed; set after th_server_start, kept across restarts). */
+	const char *cacert;
 };
 
 /* Starts tender-server (from the build tree) on 127.0.0.1 with a fresh

@@ -1,5 +1,5 @@
 /* test_desired.c - the desired document: signature first (unsigned, tampered,
- * another key), then strict parsing (every malformed field refused by name),
+ * another key, a newer key reached through endorsements, forged ones), then strict parsing (every malformed field refused by name),
  * then target and generation checks (wrong target, replay/downgrade). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "desired.h"
+#include "keychain.h"
 #include "sign.h"
 #include "xalloc.h"
 
@@ -83,7 +84,7 @@ static int parse_signed(struct fx *fx, const char *body, int64_t min_gen, struct
 			struct tn_error *err)
 {
 	char *h = sign_header(fx->key, body);
-	int rc = tn_desired_parse(body, strlen(body), h, fx->key, "t-abc123", min_gen, d, err);
+	int rc = tn_desired_parse(body, strlen(body), h, NULL, fx->key, "t-abc123", min_gen, d, err);
 
 	free(h);
 	return rc;
@@ -149,14 +150,14 @@ static void test_tampered_body_is_refused(void **state)
 	struct tn_desired *d = (void *)1;
 	struct tn_error err;
 
-	assert_int_equal(tn_desired_parse(tampered, strlen(tampered), h, fx->key, "t-abc123", 0, &d,
+	assert_int_equal(tn_desired_parse(tampered, strlen(tampered), h, NULL, fx->key, "t-abc123", 0, &d,
 					  &err),
 			 -TN_E_SIGNATURE);
 	assert_null(d);
 	assert_int_equal(err.code, TN_E_SIGNATURE);
 	assert_non_null(strstr(err.message, "desired document: bad signature"));
 	/* One byte less is a different body too. */
-	assert_int_equal(tn_desired_parse(good, strlen(good) - 1, h, fx->key, "t-abc123", 0, &d,
+	assert_int_equal(tn_desired_parse(good, strlen(good) - 1, h, NULL, fx->key, "t-abc123", 0, &d,
 					  &err),
 			 -TN_E_SIGNATURE);
 	free(tampered);
@@ -170,11 +171,58 @@ static void test_other_key_is_refused(void **state)
 	struct tn_desired *d = NULL;
 	struct tn_error err;
 
-	assert_int_equal(tn_desired_parse(good, strlen(good), h, fx->key, "t-abc123", 0, &d, &err),
+	assert_int_equal(tn_desired_parse(good, strlen(good), h, NULL, fx->key, "t-abc123", 0, &d, &err),
 			 -TN_E_SIGNATURE);
 	assert_non_null(strstr(err.message, "bad signature"));
 	assert_null(d);
 	free(h);
+}
+
+/* After a rotation: a document signed by the key the pinned one endorsed
+ * is accepted and names that key; without the endorsement, or with one
+ * the pinned key did not sign, it is refused. */
+static void test_endorsed_key_is_followed(void **state)
+{
+	struct fx *fx = *state;
+	char *h = sign_header(fx->other, good), *link = NULL, *forged = NULL, *sig = NULL;
+	char *pinned = tn_key_public_b64(fx->key), *newer = tn_key_public_b64(fx->other);
+	char *msg = xasprintf("%s\n%s\n%s\n", TN_KEYCHAIN_PURPOSE, pinned, newer);
+	struct tn_desired *d = NULL;
+	struct tn_error err;
+
+	assert_int_equal(tn_keychain_endorse(fx->key, fx->other, &link, NULL), 0);
+	assert_int_equal(tn_desired_parse(good, strlen(good), h, link, fx->key, "t-abc123", 0, &d,
+					  &err),
+			 0);
+	assert_string_equal(d->signer_key, newer);
+	tn_desired_free(d);
+	d = NULL;
+	/* the pinned key still signing, endorsements or not: nothing to pin */
+	{
+		char *own = sign_header(fx->key, good);
+
+		assert_int_equal(tn_desired_parse(good, strlen(good), own, link, fx->key,
+						  "t-abc123", 0, &d, &err),
+				 0);
+		assert_null(d->signer_key);
+		tn_desired_free(d);
+		d = NULL;
+		free(own);
+	}
+	/* the newer key endorsing itself: a forgery */
+	assert_int_equal(tn_sign_b64(fx->other, msg, strlen(msg), &sig, NULL), 0);
+	forged = xasprintf("%s.%s.%s", pinned, newer, sig);
+	assert_int_equal(tn_desired_parse(good, strlen(good), h, forged, fx->key, "t-abc123", 0,
+					  &d, &err),
+			 -TN_E_SIGNATURE);
+	assert_non_null(strstr(err.message, "endorsement refused"));
+	assert_null(d);
+	/* an endorsement that does not start from the pinned key */
+	assert_int_equal(tn_desired_parse(good, strlen(good), h, "", fx->key, "t-abc123", 0, &d,
+					  &err),
+			 -TN_E_SIGNATURE);
+	assert_non_null(strstr(err.message, "not endorsed"));
+	free(forged), free(sig), free(msg), free(link), free(h), free(pinned), free(newer);
 }
 
 static void test_missing_signature_is_refused(void **state)
@@ -183,21 +231,21 @@ static void test_missing_signature_is_refused(void **state)
 	struct tn_desired *d = NULL;
 	struct tn_error err;
 
-	assert_int_equal(tn_desired_parse(good, strlen(good), NULL, fx->key, "t-abc123", 0, &d,
+	assert_int_equal(tn_desired_parse(good, strlen(good), NULL, NULL, fx->key, "t-abc123", 0, &d,
 					  &err),
 			 -TN_E_UNSIGNED);
 	assert_string_equal(err.message, "desired document: unsigned: the response has no "
 					 "Tender-Signature header");
 	assert_string_equal(tn_errcode_name(err.code), "unsigned");
 	/* A scheme we do not know is no signature at all. */
-	assert_int_equal(tn_desired_parse(good, strlen(good), "rsa=AAAA", fx->key, "t-abc123", 0,
+	assert_int_equal(tn_desired_parse(good, strlen(good), "rsa=AAAA", NULL, fx->key, "t-abc123", 0,
 					  &d, &err),
 			 -TN_E_UNSIGNED);
-	assert_int_equal(tn_desired_parse(good, strlen(good), "ed25519=", fx->key, "t-abc123", 0,
+	assert_int_equal(tn_desired_parse(good, strlen(good), "ed25519=", NULL, fx->key, "t-abc123", 0,
 					  &d, &err),
 			 -TN_E_UNSIGNED);
 	/* A signature that is not one: bad, not unsigned. */
-	assert_int_equal(tn_desired_parse(good, strlen(good), "ed25519=not*base64", fx->key,
+	assert_int_equal(tn_desired_parse(good, strlen(good), "ed25519=not*base64", NULL, fx->key,
 					  "t-abc123", 0, &d, &err),
 			 -TN_E_SIGNATURE);
 	assert_null(d);
@@ -210,7 +258,7 @@ static void test_signature_header_tolerates_spaces(void **state)
 	char *spaced = xasprintf("  %s \r\n", h);
 	struct tn_desired *d = NULL;
 
-	assert_int_equal(tn_desired_parse(good, strlen(good), spaced, fx->key, "t-abc123", 0, &d,
+	assert_int_equal(tn_desired_parse(good, strlen(good), spaced, NULL, fx->key, "t-abc123", 0, &d,
 					  NULL),
 			 0);
 	tn_desired_free(d);
@@ -227,7 +275,7 @@ static void test_signature_is_checked_before_parsing(void **state)
 	struct tn_error err;
 
 	/* Garbage with a bad signature: the signature is what is reported. */
-	assert_int_equal(tn_desired_parse(junk, strlen(junk), h, fx->key, "t-abc123", 0, &d, &err),
+	assert_int_equal(tn_desired_parse(junk, strlen(junk), h, NULL, fx->key, "t-abc123", 0, &d, &err),
 			 -TN_E_SIGNATURE);
 	free(h);
 	/* Signed garbage gets as far as the parser. */
@@ -407,7 +455,7 @@ static void test_oversized_body_is_refused(void **state)
 	struct tn_error err;
 
 	memset(big, ' ', len);
-	assert_int_equal(tn_desired_parse(big, len, "ed25519=AAAA", fx->key, "t-abc123", 0, &d,
+	assert_int_equal(tn_desired_parse(big, len, "ed25519=AAAA", NULL, fx->key, "t-abc123", 0, &d,
 					  &err),
 			 -TN_E_TOO_LARGE);
 	free(big);
@@ -420,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_release_outlives_document),
 		cmocka_unit_test(test_tampered_body_is_refused),
 		cmocka_unit_test(test_other_key_is_refused),
+		cmocka_unit_test(test_endorsed_key_is_followed),
 		cmocka_unit_test(test_missing_signature_is_refused),
 		cmocka_unit_test(test_signature_header_tolerates_spaces),
 		cmocka_unit_test(test_signature_is_checked_before_parsing),
