@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "digest.h"
@@ -20,8 +21,12 @@
 #include "xalloc.h"
 
 #define BUCKETS 16384
-/* last_seen is written at most this often per target. */
+/* last_seen is written at most this often per target... */
 #define SEEN_WRITE_MS 5000
+/* ...by the writer, which stores what the polls noted in one transaction
+ * this often: 10,000 polling agents make one write a second, not 2,000
+ * fsynced ones that a rollout's document writes would queue behind. */
+#define SEEN_FLUSH_MS 1000
 
 struct entry {
 	char *target_id;
@@ -32,12 +37,20 @@ struct entry {
 	char (*shas)[65]; /* the run and prepare releases' blobs */
 	size_t nshas;
 	uint64_t seen_written_ms; /* when last_seen last went to the store */
+	bool seen_due;            /* a poll noted seen_at: for the writer */
+	char seen_at[TN_STORE_TIME_LEN + 1];
 	struct entry *next;
 };
 
 struct tn_documents {
 	pthread_rwlock_t lock;
 	struct entry *buckets[BUCKETS];
+	/* the last_seen writer (none in in-process use: polls write it) */
+	struct tn_server *srv;
+	pthread_t writer;
+	pthread_mutex_t writer_lock;
+	pthread_cond_t writer_cond;
+	bool writing, stopping;
 };
 
 static size_t bucket(const char *key)
@@ -63,6 +76,8 @@ struct tn_documents *tn_documents_new(void)
 	struct tn_documents *d = xcalloc(1, sizeof *d);
 
 	pthread_rwlock_init(&d->lock, NULL);
+	pthread_mutex_init(&d->writer_lock, NULL);
+	pthread_cond_init(&d->writer_cond, NULL);
 	return d;
 }
 
@@ -77,6 +92,8 @@ void tn_documents_free(struct tn_documents *d)
 			d->buckets[b] = e->next;
 			entry_free(e);
 		}
+	pthread_cond_destroy(&d->writer_cond);
+	pthread_mutex_destroy(&d->writer_lock);
 	pthread_rwlock_destroy(&d->lock);
 	free(d);
 }
@@ -110,13 +127,15 @@ static void collect_shas(struct entry *e, json_t *doc)
 	}
 }
 
-/* Puts (replacing) the cached document of a target. */
+/* Puts (replacing) the cached document of a target; doc is body parsed
+ * (borrowed), or NULL to parse it here. */
 static void cache_put(struct tn_documents *d, const char *id, const char *body,
-		      const char *signature, const char *etag, int64_t generation)
+		      const char *signature, const char *etag, int64_t generation, json_t *doc)
 {
 	struct entry *e = xcalloc(1, sizeof *e);
-	json_t *doc = json_loads(body, 0, NULL);
 	struct entry **link;
+
+	doc = doc ? json_incref(doc) : json_loads(body, 0, NULL);
 
 	e->target_id = xstrdup(id);
 	e->body = xstrdup(body);
@@ -253,6 +272,7 @@ static json_t *doc_lb(json_t *lb, int agent_port)
  * committed. */
 struct written {
 	char *body, *sig;
+	json_t *doc; /* body, parsed */
 	char etag[TN_SHA256_HEX_LEN + 1];
 	int64_t generation;
 };
@@ -283,6 +303,8 @@ static int write_one(struct tn_server *srv, const char *target_id, const struct 
 	tn_sha256_hex(w->body, strlen(w->body), w->etag);
 	rc = tn_store_doc_put(srv->store, target_id, cur.generation, run, prepare, state, w->body,
 			      w->sig, w->etag, err);
+	w->doc = doc;
+	doc = NULL;
 out:
 	tn_store_doc_clear(&cur);
 	json_decref(doc);
@@ -293,13 +315,14 @@ static void written_clear(struct written *w)
 {
 	free(w->body);
 	free(w->sig);
+	json_decref(w->doc);
 	memset(w, 0, sizeof *w);
 }
 
 /* After the commit: the cache serves it, and the target's long-polls wake. */
 static void announce(struct tn_server *srv, const char *target_id, struct written *w)
 {
-	cache_put(srv->documents, target_id, w->body, w->sig, w->etag, w->generation);
+	cache_put(srv->documents, target_id, w->body, w->sig, w->etag, w->generation, w->doc);
 	if (srv->http)
 		tn_http_wake_key(srv->http, target_id);
 }
@@ -383,7 +406,7 @@ int tn_documents_get(struct tn_server *srv, const char *target_id, struct tn_doc
 		free(cur.signature);
 		cur.signature = sig;
 	}
-	cache_put(d, target_id, cur.body, cur.signature, cur.etag, cur.generation);
+	cache_put(d, target_id, cur.body, cur.signature, cur.etag, cur.generation, NULL);
 	out->body = xstrdup(cur.body);
 	out->signature = xstrdup(cur.signature);
 	snprintf(out->etag, sizeof out->etag, "%s", cur.etag);
@@ -433,16 +456,101 @@ void tn_documents_seen(struct tn_server *srv, const char *target_id)
 	uint64_t now = tn_clock_ms();
 	struct tn_error err;
 	struct entry *e;
-	bool due = false;
+	bool due = false, writer = d->writing;
 
 	pthread_rwlock_wrlock(&d->lock);
 	e = find(d, target_id);
 	if (e && now - e->seen_written_ms >= SEEN_WRITE_MS) {
 		e->seen_written_ms = now;
-		due = true;
+		due = !writer;
+		if (writer) {
+			e->seen_due = true;
+			tn_store_now(e->seen_at);
+		}
 	}
 	pthread_rwlock_unlock(&d->lock);
 	if (due && tn_store_target_update(srv->store, target_id, &u, &err) != 0)
 		tn_log(TN_LOG_WARN, "documents", "seen_failed", "{s:s, s:s}", "target", target_id,
 		       "message", err.message);
+}
+
+/* Stores every noted last_seen, in one transaction. */
+static void seen_flush(struct tn_documents *d)
+{
+	size_t n = 0, cap = 0;
+	char **ids = NULL, **times = NULL;
+	struct tn_error err;
+
+	pthread_rwlock_wrlock(&d->lock);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct entry *e = d->buckets[b]; e; e = e->next) {
+			if (!e->seen_due)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 256;
+				ids = xrealloc(ids, cap * sizeof *ids);
+				times = xrealloc(times, cap * sizeof *times);
+			}
+			ids[n] = xstrdup(e->target_id);
+			times[n++] = xstrdup(e->seen_at);
+			e->seen_due = false;
+		}
+	pthread_rwlock_unlock(&d->lock);
+	if (n && tn_store_targets_seen(d->srv->store, (const char *const *)ids,
+				       (const char *const *)times, n, &err) != 0)
+		tn_log(TN_LOG_WARN, "documents", "seen_failed", "{s:i, s:s}", "targets", (int)n,
+		       "message", err.message);
+	for (size_t i = 0; i < n; i++) {
+		free(ids[i]);
+		free(times[i]);
+	}
+	free(ids);
+	free(times);
+}
+
+static void *seen_writer(void *arg)
+{
+	struct tn_documents *d = arg;
+	bool stopping = false;
+
+	pthread_setname_np(pthread_self(), "tn-seen");
+	while (!stopping) {
+		struct timespec until;
+
+		pthread_mutex_lock(&d->writer_lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)(SEEN_FLUSH_MS % 1000) * 1000000;
+		until.tv_sec += SEEN_FLUSH_MS / 1000 + until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		while (!d->stopping &&
+		       pthread_cond_timedwait(&d->writer_cond, &d->writer_lock, &until) == 0)
+			;
+		stopping = d->stopping;
+		pthread_mutex_unlock(&d->writer_lock);
+		seen_flush(d);
+	}
+	return NULL;
+}
+
+void tn_documents_start_writer(struct tn_server *srv)
+{
+	struct tn_documents *d = srv->documents;
+
+	d->srv = srv;
+	d->writing = true;
+	pthread_create(&d->writer, NULL, seen_writer, d);
+}
+
+void tn_documents_stop_writer(struct tn_server *srv)
+{
+	struct tn_documents *d = srv->documents;
+
+	if (!d->writing)
+		return;
+	pthread_mutex_lock(&d->writer_lock);
+	d->stopping = true;
+	pthread_cond_signal(&d->writer_cond);
+	pthread_mutex_unlock(&d->writer_lock);
+	pthread_join(d->writer, NULL); /* its last round stores what is left */
+	d->writing = false;
 }

@@ -69,9 +69,15 @@ bool tn_documents_etag_is(struct tn_server *srv, const char *target_id, const ch
 /* Whether sha256 is a blob of the target's run or prepare release. */
 bool tn_documents_blob_allowed(struct tn_server *srv, const char *target_id, const char *sha256);
 
-/* An agent polled: its target was seen.  Written to the store at most
- * every few seconds per target, so the poll path stays read-only. */
+/* An agent polled: its target was seen.  Noted at most every few seconds
+ * per target, and stored by the writer (below) in one transaction a
+ * second, so the poll path stays read-only; without the writer (in-process
+ * use), stored at once. */
 void tn_documents_seen(struct tn_server *srv, const char *target_id);
+/* Starts the thread that stores what tn_documents_seen noted (before the
+ * HTTP layer); stop stores what is left and joins (after it). */
+void tn_documents_start_writer(struct tn_server *srv);
+void tn_documents_stop_writer(struct tn_server *srv);
 
 /* Forgets a target's cached document (revoked, removed). */
 void tn_documents_forget(struct tn_server *srv, const char *target_id);

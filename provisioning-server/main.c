@@ -26,6 +26,7 @@
 #include "janitor.h"
 #include "lbsync.h"
 #include "lifecycle.h"
+#include "offload.h"
 #include "orchestrator.h"
 #include "log.h"
 #include "metrics.h"
@@ -640,12 +641,17 @@ int main(int argc, char **argv)
 	/* Before HTTP: request threads read srv.webhooks (tn_audit). */
 	whc.backoff_ms = o.webhook_backoff_ms;
 	srv.webhooks = tn_webhooks_start(&srv, &whc);
+	srv.offload = tn_offload_start();
+	tn_documents_start_writer(&srv);
 	hc.listen = o.listen;
 	hc.tls_cert = o.tls_cert;
 	hc.tls_key = o.tls_key;
 	hc.threads = o.threads;
 	if (tn_http_start(&srv, &hc, &srv.http, &err) != 0) {
 		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
+		tn_offload_stop(srv.offload);
+		srv.offload = NULL;
+		tn_documents_stop_writer(&srv);
 		tn_webhooks_stop(srv.webhooks);
 		srv.webhooks = NULL;
 		close_server(&srv);
@@ -683,8 +689,11 @@ int main(int argc, char **argv)
 	/* The worker first (it wakes HTTP waiters); requests that still queue
 	 * jobs find them dropped, and the next start recovers their targets. */
 	tn_lifecycle_halt(srv.lifecycle);
-	tn_http_stop(srv.http);
+	tn_http_stop(srv.http); /* its parked exchanges wait for their jobs */
 	srv.http = NULL;
+	tn_offload_stop(srv.offload);
+	srv.offload = NULL;
+	tn_documents_stop_writer(&srv);
 	tn_lbsync_stop(srv.lbsync); /* after the requests that wake them */
 	srv.lbsync = NULL;
 	tn_orchestrator_stop(srv.orchestrator);

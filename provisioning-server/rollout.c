@@ -48,18 +48,16 @@ static void audit(struct tn_server *srv, const char *action, const char *rollout
 }
 
 /* The cluster's current revision: its distribution ("n@v" or NULL) and
- * config, borrowed from *row (caller decrefs it). */
-static int current_revision(struct tn_server *srv, const char *cluster, json_t **row,
+ * config, borrowed from *rev (caller decrefs it). */
+static int current_revision(struct tn_server *srv, const char *cluster, json_t **rev,
 			    const char **dist, json_t **config, struct tn_error *err)
 {
-	json_t *rev;
-	int rc = tn_store_cluster_get(srv->store, cluster, row, err);
+	int rc = tn_store_cluster_current_revision(srv->store, cluster, rev, err);
 
 	if (rc != 0)
 		return rc;
-	rev = json_object_get(*row, "revision");
-	*dist = str(rev, "distribution");
-	*config = json_object_get(rev, "config");
+	*dist = str(*rev, "distribution");
+	*config = json_object_get(*rev, "config");
 	return 0;
 }
 
@@ -207,6 +205,7 @@ static int create_locked(struct tn_server *srv, const char *cluster, const char 
 {
 	json_t *targets = json_array(), *strategy = NULL, *first_to = NULL, *probe = NULL;
 	json_t *built = json_object(); /* canonical target config → release */
+	json_t *froms = json_object(); /* release id → the first such release read */
 	struct tn_doc_change_item *items = NULL;
 	char **ids = NULL, *id = NULL, *dist_name = NULL;
 	struct tn_store_bundle_ref ref;
@@ -235,8 +234,16 @@ static int create_locked(struct tn_server *srv, const char *cluster, const char 
 			free(key);
 		}
 		if (rc == 0 && release) {
+			/* one object per release: the store writes each out once */
+			json_t *from = doc.run;
+			const char *from_id = str(doc.run, "id");
+
+			if (from_id && !(from = json_object_get(froms, from_id))) {
+				from = doc.run;
+				json_object_set(froms, from_id, from);
+			}
 			json_array_append_new(targets, json_pack("{s:s, s:O?, s:o}", "id", ids[i],
-								 "from_release", doc.run,
+								 "from_release", from,
 								 "to_release", release));
 			if (!first_to)
 				first_to = release;
@@ -285,6 +292,7 @@ out:
 	json_decref(strategy);
 	json_decref(probe);
 	json_decref(built);
+	json_decref(froms);
 	free(items);
 	return rc;
 }

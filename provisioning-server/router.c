@@ -477,7 +477,8 @@ void tn_exchange_finish(struct tn_exchange *ex)
 	}
 	ex->done = true;
 	release_upload(ex);
-	audit(ex);
+	if (!ex->resp.defer) /* else once resumed: the outcome is known then */
+		audit(ex);
 }
 
 bool tn_exchange_done(const struct tn_exchange *ex)
@@ -499,6 +500,8 @@ void tn_exchange_resume(struct tn_exchange *ex)
 	ex->resp.defer_key = NULL;
 	if (ops->resume(ctx, &ex->req, &ex->resp, &ex->err) != 0)
 		refuse(ex);
+	else
+		audit(ex);
 	if (ops->free)
 		ops->free(ctx);
 }

@@ -19,6 +19,7 @@ struct tn_documents;
 struct tn_providers;
 struct tn_lifecycle;
 struct tn_lbsync;
+struct tn_offload;
 struct tn_orchestrator;
 struct tn_webhooks;
 
@@ -43,6 +44,9 @@ struct tn_server {
 	/* The rollout orchestrator's thread (NULL in in-process use: rollouts
 	 * then move only when tn_rollout_step is called). */
 	struct tn_orchestrator *orchestrator;
+	/* The worker that runs rollout writes while their requests wait
+	 * parked (NULL in in-process use: they run on the caller). */
+	struct tn_offload *offload;
 	/* The webhook deliveries' worker (NULL in in-process use: events are
 	 * then matched and sent by the next server that runs on the store). */
 	struct tn_webhooks *webhooks;

@@ -405,6 +405,7 @@ enum stmt_id {
 	ST_CLUSTER_TARGET_IDS,
 	ST_TARGET_LOGS,
 	ST_TARGET_UPDATE,
+	ST_TARGET_SEEN,
 
 	ST_ROLLOUT_ACTIVE,
 	ST_REVISION_CURRENT,
@@ -648,6 +649,7 @@ static const char *const statement_sql[ST_COUNT] = {
 			     " serves_port = coalesce(?15, serves_port),"
 			     " updated = ?11 WHERE id = ?1",
 
+	[ST_TARGET_SEEN] = "UPDATE targets SET last_seen = ?2, updated = ?2 WHERE id = ?1",
 	[ST_ROLLOUT_ACTIVE] = "SELECT id, state FROM rollouts WHERE cluster_id = ?1"
 			      " AND state IN " ACTIVE_ROLLOUT " ORDER BY seq LIMIT 1",
 	[ST_REVISION_CURRENT] = "SELECT c.current_revision_id, r.distribution_id,"
@@ -2506,6 +2508,16 @@ out:
 /* Row (CLUSTER_SELECT): id, name, description, provider, lb, created,
  * updated, revision number, "dist@version", revision config, revision
  * created, revision created_by. */
+/* The current revision of a ST_CLUSTER_GET row, or json null. */
+static json_t *revision_item(sqlite3_stmt *row)
+{
+	if (sqlite3_column_type(row, 7) == SQLITE_NULL)
+		return json_null();
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "number", col_int(row, 7), "distribution",
+			 col_str(row, 8), "config", col_json(row, 9), "created", col_str(row, 10),
+			 "created_by", col_str(row, 11));
+}
+
 static int cluster_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct tn_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -2525,12 +2537,7 @@ static int cluster_item(struct conn *c, sqlite3_stmt *row, json_t **out, struct 
 	if (ret < 0)
 		goto out;
 	ret = 0;
-	if (sqlite3_column_type(row, 7) == SQLITE_NULL)
-		revision = json_null();
-	else
-		revision = json_pack("{s:o, s:o, s:o, s:o, s:o}", "number", col_int(row, 7),
-				     "distribution", col_str(row, 8), "config", col_json(row, 9),
-				     "created", col_str(row, 10), "created_by", col_str(row, 11));
+	revision = revision_item(row);
 	*out = json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:I, s:o, s:o}, s:o, s:o}", "name",
 			 col_str(row, 1), "description", col_str(row, 2), "provider",
 			 col_str(row, 3), "lb", col_json(row, 4), "revision", revision, "targets",
@@ -2573,6 +2580,34 @@ int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
 	/* The counts are read while this row's statement is still active, so
 	 * from the same snapshot as the row. */
 	ret = cluster_item(c, st, out, err);
+out:
+	stmt_done(st);
+	return ret;
+}
+
+int tn_store_cluster_current_revision(struct tn_store *store, const char *name, json_t **out,
+				      struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = stmt_get(c, ST_CLUSTER_GET, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, name);
+	ret = run_row(c, st, err, "get cluster");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
+		goto out;
+	}
+	*out = revision_item(st);
+	ret = 0;
 out:
 	stmt_done(st);
 	return ret;
@@ -3930,6 +3965,44 @@ static int target_update_check(const struct tn_store_target_update *u, struct tn
 	return 0;
 }
 
+int tn_store_targets_seen(struct tn_store *store, const char *const *ids,
+			  const char *const *times, size_t n, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	bool in_tx = false;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	for (size_t i = 0; i < n; i++) {
+		ret = stmt_get(c, ST_TARGET_SEEN, &st, err);
+		if (ret)
+			goto out;
+		bind_text(c, st, 1, ids[i]);
+		bind_text(c, st, 2, times[i]);
+		ret = run_done(c, st, err, "set last_seen");
+		if (ret)
+			goto out;
+		stmt_done(st);
+		st = NULL;
+	}
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	return ret;
+}
+
 int tn_store_target_update(struct tn_store *store, const char *id,
 			   const struct tn_store_target_update *u, struct tn_error *err)
 {
@@ -4122,12 +4195,14 @@ static int rollout_targets_insert(struct conn *c, const char *rollout_id, int64_
 				  const char *cluster, json_t *targets, struct tn_error *err)
 {
 	sqlite3_stmt *find = NULL, *ins = NULL;
-	json_t *entry, *from, *to;
+	json_t *entry, *from, *to, *from_of = NULL, *to_of = NULL;
 	char *from_text = NULL, *to_text = NULL;
 	const char *tid;
 	size_t i;
 	int rc, ret = 0;
 
+	/* A fleet's targets share a few releases (the caller passes the same
+	 * objects): each is written out once, not once per target. */
 	json_array_foreach(targets, i, entry)
 	{
 		tid = json_string_value(json_object_get(entry, "id"));
@@ -4152,8 +4227,16 @@ static int rollout_targets_insert(struct conn *c, const char *rollout_id, int64_
 			goto out;
 		}
 		stmt_done(find);
-		from_text = json_is_object(from) ? tn_json_canonical(from) : NULL;
-		to_text = tn_json_canonical(to);
+		if (from != from_of || !from_text) {
+			free(from_text);
+			from_text = json_is_object(from) ? tn_json_canonical(from) : NULL;
+			from_of = from;
+		}
+		if (to != to_of || !to_text) {
+			free(to_text);
+			to_text = tn_json_canonical(to);
+			to_of = to;
+		}
 		ret = stmt_get(c, ST_ROLLOUT_TARGET_INSERT, &ins, err);
 		if (ret)
 			goto out;
@@ -4173,9 +4256,6 @@ static int rollout_targets_insert(struct conn *c, const char *rollout_id, int64_
 			goto out;
 		}
 		stmt_done(ins);
-		free(from_text);
-		free(to_text);
-		from_text = to_text = NULL;
 	}
 	ret = 0;
 out:

@@ -184,6 +184,11 @@ int tn_store_cluster_create(struct tn_store *store, const char *name, const char
  * removed targets are not counted. */
 int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
 			 struct tn_error *err) TN_MUST_CHECK;
+/* Only the cluster's current revision ({number, distribution, config,
+ * created, created_by}, or json null; caller decrefs): without the counts
+ * of its targets, which tn_store_cluster_get reads over every target. */
+int tn_store_cluster_current_revision(struct tn_store *store, const char *name, json_t **out,
+				      struct tn_error *err) TN_MUST_CHECK;
 
 /* Ordered by name; items as from get. */
 int tn_store_cluster_list(struct tn_store *store, unsigned limit, const char *after, json_t **out,
@@ -411,6 +416,10 @@ struct tn_store_target_update {
 /* In one transaction.  A value outside the lists above, bundles not an array,
  * config not an object or logs not an object of strings is TN_E_INVALID; more than
  * TN_STORE_DIST_BUNDLES_MAX bundles in the merged logs too.  TN_E_NOT_FOUND. */
+/* Sets last_seen (and updated) of each of n targets to its time (RFC 3339
+ * UTC), in one transaction; an unknown id changes nothing. */
+int tn_store_targets_seen(struct tn_store *store, const char *const *ids,
+			  const char *const *times, size_t n, struct tn_error *err) TN_MUST_CHECK;
 int tn_store_target_update(struct tn_store *store, const char *id,
 			   const struct tn_store_target_update *u,
 			   struct tn_error *err) TN_MUST_CHECK;

@@ -624,6 +624,19 @@ static void test_target_update_and_logs(void **state)
 	assert_int_not_equal(tn_store_target_logs(f->store, "t-nope", &logs, &err), 0);
 	assert_int_equal(err.code, TN_E_NOT_FOUND);
 
+	/* last_seen noted by polls, stored in one batch; an unknown id is
+	 * skipped */
+	{
+		const char *ids[] = {id, "t-nope"};
+		const char *times[] = {"2026-01-02T03:04:05Z", "2026-01-02T03:04:05Z"};
+
+		assert_int_equal(tn_store_targets_seen(f->store, ids, times, 2, &err), 0);
+		t = get_target(f->store, id);
+		assert_string_equal(str(t, "last_seen"), "2026-01-02T03:04:05Z");
+		assert_string_equal(str(t, "phase"), "switching");
+		json_decref(t);
+	}
+
 	/* what the server sets: instance, address, target-level config */
 	{
 		json_t *config = json_pack("{s:{s:s}}", "web", "greeting", "hi");
