@@ -62,6 +62,7 @@ struct conn {
 	struct tn_http *http;
 	struct MHD_Connection *mhd;
 	struct tn_exchange *ex;
+	char client[INET6_ADDRSTRLEN]; /* the caller's address, for the rate limit */
 	uint64_t bytes_in;
 	uint64_t discarded;
 	bool queued;
@@ -109,6 +110,27 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
 	free(*q);
 	*q = next;
 	return MHD_YES;
+}
+
+/* The client's address as text ("" when MHD cannot say); an IPv4 client
+ * of an IPv6 socket is written as IPv4, so that it has one spelling. */
+static void client_address(struct MHD_Connection *mhd, char *out, size_t size)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	out[0] = '\0';
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, a6, out, (socklen_t)size);
+	}
 }
 
 /* ------------------------------------------------------------ streams */
@@ -387,7 +409,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
 		c = xcalloc(1, sizeof *c);
 		c->http = http;
 		c->mhd = mhd;
-		c->ex = tn_exchange_begin(http->srv, method, target, mhd_header, mhd);
+		client_address(mhd, c->client, sizeof c->client);
+		c->ex = tn_exchange_begin(http->srv, method, target, mhd_header, mhd,
+					  c->client[0] ? c->client : NULL);
 		free(target);
 		*con_cls = c;
 		/* Refused before the body (404, 401, 413 by Content-Length...):
