@@ -59,6 +59,8 @@ const struct tn_route tn_routes[] = {
 
 	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
 	  "enrollment_token.create"),
+	W("POST", "/api/v1/enrollment-tokens/revoke", OPERATOR, tn_api_enrollment_token_revoke,
+	  "enrollment_token.revoke"),
 
 	R("GET", "/api/v1/providers", VIEWER, tn_api_provider_list),
 
