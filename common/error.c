@@ -40,6 +40,7 @@ static const struct {
 	[TN_E_ARCHIVE_TOO_MANY] = {"archive_too_many_entries", 400},
 	[TN_E_ARCHIVE_TOO_LARGE] = {"archive_too_large", 413},
 	[TN_E_ARCHIVE_RATIO] = {"archive_ratio", 400},
+	[TN_E_RATE_LIMITED] = {"rate_limited", 429},
 };
 
 /* Appends ": text" to err->message, truncating to fit (intended: messages

@@ -46,6 +46,7 @@ enum tn_errcode {
 	TN_E_ARCHIVE_TOO_MANY,   /* more entries than allowed */
 	TN_E_ARCHIVE_TOO_LARGE,  /* more uncompressed bytes than allowed */
 	TN_E_ARCHIVE_RATIO,      /* a compression ratio over the limit */
+	TN_E_RATE_LIMITED,       /* too many bad credentials from one address */
 	TN_E_COUNT
 };
 

@@ -94,5 +94,6 @@ TN_HANDLER(tn_api_token_create);
 TN_HANDLER(tn_api_token_list);
 TN_HANDLER(tn_api_token_revoke);
 TN_HANDLER(tn_api_enrollment_token_create);
+TN_HANDLER(tn_api_enrollment_token_revoke);
 
 #endif

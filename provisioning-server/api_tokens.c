@@ -141,3 +141,29 @@ out:
 	json_decref(body);
 	return rc;
 }
+
+/* The operator gives the secret back (it was shown once, and is what the
+ * node's install command holds): a token has no other name. */
+TN_HANDLER(tn_api_enrollment_token_revoke)
+{
+	static const char *const keys[] = {"token", NULL};
+	json_t *body = NULL;
+	const char *token = NULL;
+	char hash[65];
+	char *cluster = NULL;
+	int rc;
+
+	if ((rc = tn_json_parse_object(req->body, req->body_len, &body, err)) ||
+	    (rc = tn_json_check_keys(body, "", keys, err)) ||
+	    (rc = tn_json_get_string(body, "", "token", true, &token, err)))
+		goto out;
+	tn_token_hash(token, hash);
+	if ((rc = tn_store_enrollment_token_revoke(req->srv->store, hash, &cluster, err)))
+		goto out;
+	tn_response_audit(resp, "cluster", cluster);
+	resp->status = 204;
+out:
+	free(cluster);
+	json_decref(body);
+	return rc;
+}

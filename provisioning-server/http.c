@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 
 struct stream_conn;
 struct waiter;
+struct head_wait;
 
 /* Parked long-polls by key, so a change wakes exactly its own waiters. */
 #define WAIT_BUCKETS 4096
@@ -52,6 +54,11 @@ struct tn_http {
 	pthread_t ticker;
 	pthread_cond_t stop_cond;
 	bool stopping;
+	/* Connections whose request head is still coming in (their own
+	 * lock: every connection passes here). */
+	pthread_mutex_t heads_lock;
+	struct head_wait *heads;
+	uint64_t head_timeout_ms;
 };
 
 /* Streams are woken at least this often, so that they send keep-alives and
@@ -65,6 +72,7 @@ struct conn {
 	struct tn_http *http;
 	struct MHD_Connection *mhd;
 	struct tn_exchange *ex;
+	char client[INET6_ADDRSTRLEN]; /* the caller's address, for the rate limit */
 	uint64_t bytes_in;
 	uint64_t discarded;
 	bool queued;
@@ -76,6 +84,22 @@ struct waiter {
 	char *key;
 	uint64_t until_ms;
 	struct waiter *next;
+};
+
+/* A connection waiting for its request head (request line and headers).
+ * MHD's timeout is on idleness only: a client that trickles a byte more
+ * often than that (slowloris) would keep its connection as long as its
+ * pool lasts.  The whole head must come within the connection timeout,
+ * counted from the connection's start or the end of its previous
+ * request; past it the ticker shuts the socket down and MHD closes it.
+ * MHD calls the connection's CLOSED notification before it closes the
+ * socket, and that unlinks it under heads_lock: a listed descriptor is
+ * always still the connection's own. */
+struct head_wait {
+	int fd;
+	uint64_t since_ms;
+	bool listed;
+	struct head_wait *prev, *next;
 };
 
 struct stream_conn {
@@ -112,6 +136,123 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
 	free(*q);
 	*q = next;
 	return MHD_YES;
+}
+
+/* The client's address as text ("" when MHD cannot say); an IPv4 client
+ * of an IPv6 socket is written as IPv4, so that it has one spelling. */
+static void client_address(struct MHD_Connection *mhd, char *out, size_t size)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	out[0] = '\0';
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, a6, out, (socklen_t)size);
+	}
+}
+
+/* ------------------------------------------------------------ request heads */
+
+/* Both with heads_lock held. */
+static void head_link(struct tn_http *http, struct head_wait *hw)
+{
+	if (hw->listed)
+		return;
+	hw->since_ms = tn_clock_ms();
+	hw->prev = NULL;
+	hw->next = http->heads;
+	if (http->heads)
+		http->heads->prev = hw;
+	http->heads = hw;
+	hw->listed = true;
+}
+
+static void head_unlink(struct tn_http *http, struct head_wait *hw)
+{
+	if (!hw->listed)
+		return;
+	if (hw->prev)
+		hw->prev->next = hw->next;
+	else
+		http->heads = hw->next;
+	if (hw->next)
+		hw->next->prev = hw->prev;
+	hw->listed = false;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct tn_http *http = cls;
+	struct head_wait *hw = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *info =
+			MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		hw = xcalloc(1, sizeof *hw);
+		hw->fd = info ? info->connect_fd : -1;
+		*socket_context = hw;
+		if (hw->fd < 0)
+			return; /* not watched: MHD's idle timeout still applies */
+		pthread_mutex_lock(&http->heads_lock);
+		head_link(http, hw);
+		pthread_mutex_unlock(&http->heads_lock);
+		return;
+	}
+	if (!hw)
+		return;
+	pthread_mutex_lock(&http->heads_lock);
+	head_unlink(http, hw);
+	pthread_mutex_unlock(&http->heads_lock);
+	free(hw);
+	*socket_context = NULL;
+}
+
+/* The head of the connection's request is in (listed: false), or its
+ * request is over and the next head is awaited (listed: true). */
+static void head_state(struct tn_http *http, struct MHD_Connection *mhd, bool waiting)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct head_wait *hw = info ? info->socket_context : NULL;
+
+	if (!hw || hw->fd < 0)
+		return;
+	pthread_mutex_lock(&http->heads_lock);
+	if (waiting)
+		head_link(http, hw);
+	else
+		head_unlink(http, hw);
+	pthread_mutex_unlock(&http->heads_lock);
+}
+
+/* Shuts down the connections whose head is overdue (the ticker's). */
+static void cut_slow_heads(struct tn_http *http)
+{
+	uint64_t now = tn_clock_ms();
+	unsigned cut = 0;
+
+	pthread_mutex_lock(&http->heads_lock);
+	for (struct head_wait *hw = http->heads, *next; hw; hw = next) {
+		next = hw->next;
+		if (now - hw->since_ms < http->head_timeout_ms)
+			continue;
+		shutdown(hw->fd, SHUT_RDWR);
+		head_unlink(http, hw);
+		cut++;
+	}
+	pthread_mutex_unlock(&http->heads_lock);
+	if (cut)
+		tn_log(TN_LOG_DEBUG, "http", "slow_requests_cut", "{s:i}", "connections", (int)cut);
 }
 
 /* ------------------------------------------------------------ streams */
@@ -295,6 +436,7 @@ static void *tick(void *arg)
 			continue;
 		pthread_mutex_unlock(&http->lock);
 		wake_due(http, false);
+		cut_slow_heads(http);
 		if (tn_clock_ms() >= next_stream_wake) {
 			tn_http_wake_streams(http);
 			next_stream_wake = tn_clock_ms() + STREAM_TICK_MS;
@@ -387,10 +529,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
 		MHD_get_connection_values(mhd, MHD_GET_ARGUMENT_KIND, add_arg, &query);
 		target = xasprintf("%s%s%s", url, *query ? "?" : "", query);
 		free(query);
+		head_state(http, mhd, false);
 		c = xcalloc(1, sizeof *c);
 		c->http = http;
 		c->mhd = mhd;
-		c->ex = tn_exchange_begin(http->srv, method, target, mhd_header, mhd);
+		client_address(mhd, c->client, sizeof c->client);
+		c->ex = tn_exchange_begin(http->srv, method, target, mhd_header, mhd,
+					  c->client[0] ? c->client : NULL);
 		free(target);
 		*con_cls = c;
 		/* Refused before the body (404, 401, 413 by Content-Length...):
@@ -427,9 +572,9 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
 {
 	struct conn *c = *con_cls;
 
-	(void)cls;
-	(void)mhd;
 	(void)toe;
+	/* A kept-alive connection now waits for its next request's head. */
+	head_state(cls, mhd, true);
 	if (!c)
 		return;
 	tn_exchange_free(c->ex);
@@ -545,7 +690,9 @@ int tn_http_start(struct tn_server *srv, const struct tn_http_config *cfg, struc
 	}
 	http = xcalloc(1, sizeof *http);
 	http->srv = srv;
+	http->head_timeout_ms = 1000ull * (cfg->conn_timeout_s ? cfg->conn_timeout_s : 60u);
 	pthread_mutex_init(&http->lock, NULL);
+	pthread_mutex_init(&http->heads_lock, NULL);
 	pthread_cond_init(&http->stop_cond, NULL);
 	http->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, http,
@@ -558,6 +705,7 @@ int tn_http_start(struct tn_server *srv, const struct tn_http_config *cfg, struc
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 		MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, http,
 		cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
 		MHD_OPTION_HTTPS_MEM_KEY, key,
 		MHD_OPTION_END);
@@ -574,6 +722,7 @@ int tn_http_start(struct tn_server *srv, const struct tn_http_config *cfg, struc
 out:
 	if (http) {
 		pthread_cond_destroy(&http->stop_cond);
+		pthread_mutex_destroy(&http->heads_lock);
 		pthread_mutex_destroy(&http->lock);
 		free(http);
 	}
@@ -602,6 +751,7 @@ void tn_http_stop(struct tn_http *http)
 	wake_due(http, true);
 	MHD_stop_daemon(http->daemon);
 	pthread_cond_destroy(&http->stop_cond);
+	pthread_mutex_destroy(&http->heads_lock);
 	pthread_mutex_destroy(&http->lock);
 	free(http);
 }

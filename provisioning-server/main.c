@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "provider.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "sign.h"
 #include "signkey.h"
@@ -47,6 +48,13 @@
 #define PROVIDERS_MAX 8
 /* A CA bundle for the agents: a few certificates. */
 #define CACERT_MAX (64 * 1024)
+/* Bad credentials from one address within the window before it is refused
+ * (429) for a window: far above what a person mistyping or an agent whose
+ * token was revoked (it backs off to one poll in 30 s) sends, far below a
+ * guessing script. */
+#define DEFAULT_AUTH_FAIL_LIMIT 30
+#define DEFAULT_AUTH_FAIL_WINDOW_S 60
+#define DEFAULT_CONN_TIMEOUT_S 60
 
 static void usage(FILE *out)
 {
@@ -67,6 +75,14 @@ static void usage(FILE *out)
 	      "                             (mode 0600) instead of printing it\n"
 	      "      --max-upload SIZE      largest archive accepted (default 4G; K, M, G suffixes)\n"
 	      "      --threads N            HTTP worker threads (default 2 x cores)\n"
+	      "      --conn-timeout S       close a connection idle for S seconds, or whose\n"
+	      "                             request headers are not all in S seconds after it\n"
+	      "                             connected (default 60); long-polls and event\n"
+	      "                             streams are not cut by it\n"
+	      "      --auth-fail-limit N    after N bad tokens (API, target or enrollment)\n"
+	      "                             from one address within the window, refuse that\n"
+	      "                             address with 429 for a window (default 30; 0: off)\n"
+	      "      --auth-fail-window S   the window of --auth-fail-limit (default 60)\n"
 	      "      --ready-file FILE      write the server's URL there once it is listening\n"
 	      "      --public-url URL       the server as nodes reach it (default: the --listen\n"
 	      "                             URL, 0.0.0.0 read as 127.0.0.1)\n"
@@ -121,6 +137,8 @@ struct options {
 	unsigned webhook_backoff_ms;
 	uint64_t max_upload;
 	unsigned threads;
+	unsigned conn_timeout_s;
+	unsigned auth_fail_limit, auth_fail_window_s;
 	bool no_fsync;
 };
 
@@ -166,7 +184,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_ADMIN_FILE, O_MAX_UPLOAD, O_THREADS, O_READY,
 	       O_LOG_LEVEL, O_LOG_JSON, O_NO_FSYNC, O_PUBLIC_URL, O_PROVIDER, O_ENROLL_TIMEOUT,
-	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEB_DIR, O_WEBHOOK_BACKOFF, O_AGENT_CACERT };
+	       O_DRAIN_TIMEOUT, O_LB_INTERVAL, O_WEB_DIR, O_WEBHOOK_BACKOFF, O_AGENT_CACERT,
+	       O_CONN_TIMEOUT, O_AUTH_FAIL_LIMIT, O_AUTH_FAIL_WINDOW };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
@@ -187,6 +206,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"lb-interval", required_argument, NULL, O_LB_INTERVAL},
 		{"web-dir", required_argument, NULL, O_WEB_DIR},
 		{"webhook-backoff-ms", required_argument, NULL, O_WEBHOOK_BACKOFF},
+		{"conn-timeout", required_argument, NULL, O_CONN_TIMEOUT},
+		{"auth-fail-limit", required_argument, NULL, O_AUTH_FAIL_LIMIT},
+		{"auth-fail-window", required_argument, NULL, O_AUTH_FAIL_WINDOW},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -221,6 +243,26 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_seconds("--drain-timeout", optarg, &o->drain_timeout_s))
 				return 2;
 			break;
+		case O_CONN_TIMEOUT:
+			if (parse_seconds("--conn-timeout", optarg, &o->conn_timeout_s))
+				return 2;
+			break;
+		case O_AUTH_FAIL_WINDOW:
+			if (parse_seconds("--auth-fail-window", optarg, &o->auth_fail_window_s))
+				return 2;
+			break;
+		case O_AUTH_FAIL_LIMIT: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg < '0' || *optarg > '9' || *end || v > 1000000) {
+				fprintf(stderr, "tender-server: --auth-fail-limit \"%s\": expected 0 "
+						"(off) to 1000000\n", optarg);
+				return 2;
+			}
+			o->auth_fail_limit = (unsigned)v;
+			break;
+		}
 		case O_LB_INTERVAL: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -517,6 +559,7 @@ static void close_server(struct tn_server *srv)
 	free(srv->web_dir);
 	free(srv->public_url);
 	tn_auth_free(srv->auth);
+	tn_ratelimit_free(srv->ratelimit);
 	tn_documents_free(srv->documents);
 	tn_metrics_free(srv->metrics);
 	tn_key_free(srv->key);
@@ -584,7 +627,10 @@ out:
 int main(int argc, char **argv)
 {
 	struct options o = {.listen = "127.0.0.1:8080", .data = "./var",
-			    .max_upload = DEFAULT_MAX_UPLOAD};
+			    .max_upload = DEFAULT_MAX_UPLOAD,
+			    .conn_timeout_s = DEFAULT_CONN_TIMEOUT_S,
+			    .auth_fail_limit = DEFAULT_AUTH_FAIL_LIMIT,
+			    .auth_fail_window_s = DEFAULT_AUTH_FAIL_WINDOW_S};
 	struct tn_server srv = {0};
 	struct tn_http_config hc = {0};
 	struct tn_janitor *janitor;
@@ -647,6 +693,10 @@ int main(int argc, char **argv)
 	hc.tls_cert = o.tls_cert;
 	hc.tls_key = o.tls_key;
 	hc.threads = o.threads;
+	hc.conn_timeout_s = o.conn_timeout_s;
+	srv.ratelimit = tn_ratelimit_new(o.auth_fail_limit, o.auth_fail_window_s);
+	tn_log(TN_LOG_INFO, "auth", "rate_limit", "{s:i, s:i}", "bad_credentials",
+	       (int)o.auth_fail_limit, "window_s", (int)o.auth_fail_window_s);
 	if (tn_http_start(&srv, &hc, &srv.http, &err) != 0) {
 		tn_log(TN_LOG_ERROR, "server", "start_failed", "{s:s}", "message", err.message);
 		tn_offload_stop(srv.offload);

@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "events.h"
+#include "log.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -180,6 +183,7 @@ struct tn_exchange {
 	size_t nsegs;
 	bool done;          /* the response is final */
 	bool authenticated; /* req.who is a real caller: audit what happens */
+	bool secret_tried;  /* a secret was presented: a 401 counts against the address */
 	uint64_t max_body;
 	size_t body_alloc;
 };
@@ -212,6 +216,69 @@ static bool match(const char *pattern, struct tn_exchange *ex)
 	}
 }
 
+/* Whether s is well-formed UTF-8: no overlong forms, no surrogates,
+ * nothing above U+10FFFF (what JSON strings, and so our messages, hold). */
+static bool utf8_valid(const unsigned char *s)
+{
+	while (*s) {
+		unsigned char c = *s++;
+		uint32_t cp;
+		int more;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (int i = 0; i < more; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*s & 0x3f);
+		}
+		if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+	}
+	return true;
+}
+
+/* A decoded path segment every handler may take as a name: never a dot
+ * segment, an encoded '/', a control character or non-UTF-8 (which no
+ * name of ours holds and no message could quote), nor overlong.  The
+ * message names the segment by its position, not its bytes. */
+static int check_segment(struct tn_exchange *ex, const char *seg)
+{
+	size_t n = strlen(seg);
+	size_t pos = ex->nsegs + 1;
+
+	if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
+		return tn_fail(&ex->err, TN_E_INVALID, "path segment %zu is \"%s\": dot segments "
+			       "are not allowed", pos, seg);
+	if (n > TN_SEGMENT_MAX)
+		return tn_fail(&ex->err, TN_E_INVALID,
+			       "path segment %zu is %zu bytes long: the limit is %d", pos, n,
+			       TN_SEGMENT_MAX);
+	if (strchr(seg, '/'))
+		return tn_fail(&ex->err, TN_E_INVALID,
+			       "path segment %zu holds an encoded '/' (%%2F): not allowed", pos);
+	for (const unsigned char *p = (const unsigned char *)seg; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return tn_fail(&ex->err, TN_E_INVALID,
+				       "path segment %zu holds a control character", pos);
+	if (!utf8_valid((const unsigned char *)seg))
+		return tn_fail(&ex->err, TN_E_INVALID, "path segment %zu is not valid UTF-8", pos);
+	return 0;
+}
+
 /* Splits the path into decoded segments; a trailing slash and empty
  * segments are refused (there is one spelling of every resource). */
 static int split_path(struct tn_exchange *ex, const char *path, size_t len)
@@ -234,7 +301,12 @@ static int split_path(struct tn_exchange *ex, const char *path, size_t len)
 			return tn_fail(&ex->err, TN_E_NOT_FOUND, "path has an empty segment");
 		seg = percent_decode(p, (size_t)(stop - p), false);
 		if (!seg)
-			return tn_fail(&ex->err, TN_E_INVALID, "path has a bad percent-escape");
+			return tn_fail(&ex->err, TN_E_INVALID,
+				       "path has a bad percent-escape (or an encoded NUL, %%00)");
+		if (check_segment(ex, seg) != 0) {
+			free(seg);
+			return -1;
+		}
 		ex->segs[ex->nsegs++] = seg;
 		if (!slash)
 			return 0;
@@ -262,7 +334,14 @@ static int parse_query(struct tn_exchange *ex, const char *q)
 		if (!key || !value) {
 			free(key);
 			free(value);
-			return tn_fail(&ex->err, TN_E_INVALID, "query has a bad percent-escape");
+			return tn_fail(&ex->err, TN_E_INVALID,
+				       "query has a bad percent-escape (or an encoded NUL, %%00)");
+		}
+		if (!utf8_valid((unsigned char *)key) || !utf8_valid((unsigned char *)value)) {
+			free(key);
+			free(value);
+			return tn_fail(&ex->err, TN_E_INVALID,
+				       "query parameter %zu is not valid UTF-8", ex->req.nquery + 1);
 		}
 		ex->req.query[ex->req.nquery].key = key;
 		ex->req.query[ex->req.nquery].value = value;
@@ -301,6 +380,30 @@ static void release_upload(struct tn_exchange *ex)
 	}
 }
 
+/* Counts a refused secret against the caller's address.  The failure that
+ * trips the limit is logged and audited once, for the address: not every
+ * refused request after it, which would let a flood fill the log and the
+ * audit table. */
+static void count_bad_secret(struct tn_exchange *ex)
+{
+	struct tn_server *srv = ex->req.srv;
+	struct tn_principal who = {TN_ROLE_PUBLIC, ""};
+	json_t *detail;
+
+	if (!ex->secret_tried || ex->err.code != TN_E_UNAUTHORIZED ||
+	    !tn_ratelimit_fail(srv->ratelimit, ex->req.client, tn_clock_ms()))
+		return;
+	tn_log(TN_LOG_WARN, "auth", "rate_limited", "{s:s, s:i, s:i, s:s}", "address",
+	       ex->req.client, "failures", (int)tn_ratelimit_limit(srv->ratelimit), "window_s",
+	       (int)tn_ratelimit_window(srv->ratelimit), "route", ex->route->pattern);
+	snprintf(who.name, sizeof who.name, "%s", ex->req.client);
+	detail = json_pack("{s:i, s:i, s:s}", "failures", (int)tn_ratelimit_limit(srv->ratelimit),
+			   "window_s", (int)tn_ratelimit_window(srv->ratelimit), "last_message",
+			   ex->err.message);
+	tn_audit(srv, &who, "auth.rate_limit", "address", ex->req.client, "refused", detail);
+	json_decref(detail);
+}
+
 /* Makes the response final with the error in ex->err.  Whatever body the
  * handler had started goes; its headers (Allow of a 405) and what it named
  * for the audit log stay, so that a refused write is recorded against its
@@ -326,6 +429,7 @@ static void refuse(struct tn_exchange *ex)
 	ex->done = true;
 	release_upload(ex);
 	audit(ex);
+	count_bad_secret(ex);
 }
 
 static const struct tn_route *find_route(struct tn_exchange *ex, const char *method)
@@ -368,6 +472,7 @@ static int authenticate(struct tn_exchange *ex)
 		return tn_fail(&ex->err, TN_E_UNAUTHORIZED,
 			       "missing credentials: send Authorization: Bearer <token>");
 	}
+	ex->secret_tried = true;
 	rc = tn_auth_check(ex->req.srv->auth, auth + 7, &ex->req.who, &ex->err);
 	if (rc != 0) {
 		tn_response_add_header(&ex->resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
@@ -380,6 +485,27 @@ static int authenticate(struct tn_exchange *ex)
 			       ex->req.who.name, tn_role_name(ex->req.who.role), r->method,
 			       r->pattern, tn_role_name(r->role));
 	return 0;
+}
+
+/* 429 for a route that takes a secret while the caller's address is
+ * refused for its bad credentials: checked before the secret, so that
+ * guessing stops, whatever the guess. */
+static int check_rate(struct tn_exchange *ex)
+{
+	const struct tn_route *r = ex->route;
+	unsigned retry_s;
+	char value[16];
+
+	if (r->role == TN_ROLE_PUBLIC && !r->secret_in_body)
+		return 0;
+	if (!tn_ratelimit_blocked(ex->req.srv->ratelimit, ex->req.client, tn_clock_ms(), &retry_s))
+		return 0;
+	snprintf(value, sizeof value, "%u", retry_s);
+	tn_response_add_header(&ex->resp, "Retry-After", value);
+	return tn_fail(&ex->err, TN_E_RATE_LIMITED,
+		       "too many bad credentials from %s: refused for %u more seconds "
+		       "(Retry-After)",
+		       ex->req.client, retry_s);
 }
 
 static int check_length(struct tn_exchange *ex)
@@ -403,7 +529,7 @@ static int check_length(struct tn_exchange *ex)
 }
 
 struct tn_exchange *tn_exchange_begin(struct tn_server *srv, const char *method, const char *url,
-				      tn_header_fn header, void *header_ctx)
+				      tn_header_fn header, void *header_ctx, const char *client)
 {
 	struct tn_exchange *ex = xcalloc(1, sizeof *ex);
 	const char *qmark = strchr(url, '?');
@@ -414,6 +540,7 @@ struct tn_exchange *tn_exchange_begin(struct tn_server *srv, const char *method,
 	ex->req.method = method;
 	ex->req.header = header;
 	ex->req.header_ctx = header_ctx;
+	ex->req.client = client;
 	ex->req.path = xstrndup(url, path_len);
 	if (split_path(ex, url, path_len) != 0 || (qmark && parse_query(ex, qmark + 1) != 0)) {
 		refuse(ex);
@@ -427,7 +554,8 @@ struct tn_exchange *tn_exchange_begin(struct tn_server *srv, const char *method,
 	ex->max_body = ex->route->max_body ? ex->route->max_body : TN_MAX_JSON_BODY;
 	if (ex->route->max_body == TN_MAX_BODY_UPLOAD)
 		ex->max_body = srv->max_upload;
-	if (authenticate(ex) != 0 || check_length(ex) != 0 ||
+	ex->secret_tried = ex->route->secret_in_body;
+	if (check_rate(ex) != 0 || authenticate(ex) != 0 || check_length(ex) != 0 ||
 	    (ex->route->upload && ex->route->upload->begin(&ex->req, &ex->err) != 0))
 		refuse(ex);
 	return ex;
@@ -560,7 +688,8 @@ void tn_router_call(struct tn_server *srv, const char *method, const char *url,
 		    const char *const *headers, const char *body, size_t len,
 		    struct tn_response *resp)
 {
-	struct tn_exchange *ex = tn_exchange_begin(srv, method, url, list_header, (void *)headers);
+	struct tn_exchange *ex =
+		tn_exchange_begin(srv, method, url, list_header, (void *)headers, NULL);
 	/* Feed the body in pieces, as the network would. */
 	const size_t piece = 16384;
 

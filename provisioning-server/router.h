@@ -54,6 +54,7 @@ struct tn_request {
 	size_t nquery;
 	tn_header_fn header;
 	void *header_ctx;
+	const char *client;                   /* the caller's address; NULL in-process */
 	struct tn_principal who;
 	bool has_length;
 	uint64_t content_length;
@@ -140,12 +141,17 @@ struct tn_route {
 	const struct tn_upload_ops *upload; /* NULL: the body is buffered */
 	uint64_t max_body;                  /* 0: TN_MAX_JSON_BODY */
 	const char *action;                 /* audit name of a write, NULL for reads */
+	/* A public route whose body carries a secret (an enrollment token):
+	 * its 401s count against the caller's address like a bad token's. */
+	bool secret_in_body;
 };
 
 #define TN_MAX_JSON_BODY (1u << 20)
 /* max_body of upload routes: the server's --max-upload. */
 #define TN_MAX_BODY_UPLOAD UINT64_MAX
 #define TN_MAX_SEGMENTS 16
+/* The longest decoded path segment (names are at most 128 bytes). */
+#define TN_SEGMENT_MAX 256
 
 /* ---- responses */
 void tn_response_init(struct tn_response *resp);
@@ -169,12 +175,14 @@ int tn_request_limit(const struct tn_request *req, long def, long max, long *out
 /* ---- the exchange */
 struct tn_exchange;
 
-/* Starts a request.  url is the raw request target ("/a/b?x=1").  Returns
+/* Starts a request.  url is the raw request target ("/a/b?x=1"); client
+ * the caller's address (borrowed, kept for the exchange's life; NULL when
+ * unknown: then no limit on bad credentials applies).  Returns
  * the exchange (caller frees with tn_exchange_free); when the request is
  * refused before its body (404, 405, 401, 403, 413), the exchange's
  * response is already final and tn_exchange_done() is true. */
 struct tn_exchange *tn_exchange_begin(struct tn_server *srv, const char *method, const char *url,
-				      tn_header_fn header, void *header_ctx);
+				      tn_header_fn header, void *header_ctx, const char *client);
 /* Feeds body bytes; after a refusal the rest is ignored. */
 void tn_exchange_body(struct tn_exchange *ex, const char *data, size_t len);
 /* The body is complete: runs the handler and writes the audit entry. */

@@ -7,10 +7,12 @@
 #include "events.h"
 #include "router.h"
 
-#define R(m, p, role, h) {m, p, TN_ROLE_##role, h, NULL, 0, NULL}
-#define W(m, p, role, h, action) {m, p, TN_ROLE_##role, h, NULL, 0, action}
+#define R(m, p, role, h) {m, p, TN_ROLE_##role, h, NULL, 0, NULL, false}
+#define W(m, p, role, h, action) {m, p, TN_ROLE_##role, h, NULL, 0, action, false}
 #define UPLOAD(m, p, role, h, ops, action) \
-	{m, p, TN_ROLE_##role, h, &ops, TN_MAX_BODY_UPLOAD, action}
+	{m, p, TN_ROLE_##role, h, &ops, TN_MAX_BODY_UPLOAD, action, false}
+/* Public, but its body carries a secret: refused secrets are rate-limited. */
+#define SECRET(m, p, h) {m, p, TN_ROLE_PUBLIC, h, NULL, 0, NULL, true}
 
 const struct tn_route tn_routes[] = {
 	R("GET", "/healthz", PUBLIC, tn_api_healthz),
@@ -57,6 +59,8 @@ const struct tn_route tn_routes[] = {
 
 	W("POST", "/api/v1/enrollment-tokens", OPERATOR, tn_api_enrollment_token_create,
 	  "enrollment_token.create"),
+	W("POST", "/api/v1/enrollment-tokens/revoke", OPERATOR, tn_api_enrollment_token_revoke,
+	  "enrollment_token.revoke"),
 
 	R("GET", "/api/v1/providers", VIEWER, tn_api_provider_list),
 
@@ -70,7 +74,7 @@ const struct tn_route tn_routes[] = {
 
 	/* The agents' side: a target token opens its own target only (the
 	 * handlers act on the caller's target id, never on one in the path). */
-	R("POST", "/agent/v1/enroll", PUBLIC, tn_api_agent_enroll),
+	SECRET("POST", "/agent/v1/enroll", tn_api_agent_enroll),
 	R("GET", "/agent/v1/desired", AGENT, tn_api_agent_desired),
 	R("GET", "/agent/v1/blobs/{}", AGENT, tn_api_agent_blob),
 	R("POST", "/agent/v1/report", AGENT, tn_api_agent_report),

@@ -22,6 +22,7 @@ struct tn_lbsync;
 struct tn_offload;
 struct tn_orchestrator;
 struct tn_webhooks;
+struct tn_ratelimit;
 
 struct tn_server {
 	char *data_dir;
@@ -29,6 +30,8 @@ struct tn_server {
 	struct tn_store *store;
 	struct tn_blobstore *blobs;
 	struct tn_auth *auth;
+	/* Bad credentials per client address (NULL: no limit). */
+	struct tn_ratelimit *ratelimit;
 	struct tn_key *key;
 	struct tn_metrics *metrics;
 	struct tn_http *http;          /* NULL in in-process use */

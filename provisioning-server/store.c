@@ -53,6 +53,7 @@
  *   rollout_approvals(id, rollout_id CASCADE, approved_by, at, batch)
  *   enrollment_tokens(id, token_hash UNIQUE, cluster_id CASCADE, target_id
  *           CASCADE, uses_left, expires, created_by, created)
+ *       uses_left -1: revoked by an operator (0 is used up).
  *   api_tokens(name PRIMARY KEY, token_hash UNIQUE, role, expires, created,
  *           created_by, revoked_at)
  *   webhooks(seq, id 'w-...' UNIQUE, url, events, created, created_by,
@@ -99,6 +100,8 @@
 #include "xalloc.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+/* enrollment_tokens.uses_left of a revoked token. */
+#define ENROLL_REVOKED -1
 
 /* How long a connection waits for another's write lock before giving up
  * with TN_E_UNAVAILABLE.  Transactions here are short; 5 s is a stuck one. */
@@ -399,6 +402,8 @@ enum stmt_id {
 	ST_ENROLL_TARGET_STATE,
 	ST_ENROLL_TARGET_SET,
 	ST_ENROLL_USE,
+	ST_ENROLL_REVOKE_FIND,
+	ST_ENROLL_REVOKE,
 	ST_DOC_GET,
 	ST_DOC_PUT,
 	ST_TARGET_GENERATION,
@@ -626,6 +631,10 @@ static const char *const statement_sql[ST_COUNT] = {
 				 " state = CASE state WHEN 'provisioning' THEN 'enrolled'"
 				 " ELSE state END, last_seen = ?6, updated = ?6 WHERE id = ?1",
 	[ST_ENROLL_USE] = "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = ?1",
+	[ST_ENROLL_REVOKE_FIND] = "SELECT e.id, c.name FROM enrollment_tokens e"
+				  " JOIN clusters c ON c.id = e.cluster_id"
+				  " WHERE e.token_hash = ?1 AND e.target_id IS NULL",
+	[ST_ENROLL_REVOKE] = "UPDATE enrollment_tokens SET uses_left = -1 WHERE id = ?1",
 	[ST_DOC_GET] = "SELECT c.name, t.state, t.generation, t.run_release, t.prepare_release,"
 		       " t.config, c.lb, t.doc_body, t.doc_sig, t.doc_etag, t.agent_port"
 		       " FROM targets t JOIN clusters c ON c.id = t.cluster_id WHERE t.id = ?1",
@@ -3593,6 +3602,10 @@ int tn_store_enroll(struct tn_store *store, const char *enroll_hash, const char 
 		ret = tn_fail(err, TN_E_UNAUTHORIZED, "unknown enrollment token");
 		goto out;
 	}
+	if (sqlite3_column_int64(st, 3) == ENROLL_REVOKED) {
+		ret = tn_fail(err, TN_E_UNAUTHORIZED, "enrollment token revoked");
+		goto out;
+	}
 	if (strcmp(col_cstr(st, 4), now) <= 0) {
 		ret = tn_fail(err, TN_E_UNAUTHORIZED, "enrollment token expired at %s",
 			      col_cstr(st, 4));
@@ -3678,6 +3691,59 @@ out:
 		tx_rollback(c);
 	free(itext);
 	free(bound);
+	return ret;
+}
+
+int tn_store_enrollment_token_revoke(struct tn_store *store, const char *token_hash,
+				     char **cluster, struct tn_error *err)
+{
+	struct conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	char *name = NULL;
+	int64_t id;
+	bool in_tx = false;
+	int ret;
+
+	ret = conn_get(store, &c, err);
+	if (ret)
+		goto out;
+	ret = tx_begin(c, err);
+	if (ret)
+		goto out;
+	in_tx = true;
+	ret = stmt_get(c, ST_ENROLL_REVOKE_FIND, &st, err);
+	if (ret)
+		goto out;
+	bind_text(c, st, 1, token_hash);
+	ret = run_row(c, st, err, "find enrollment token");
+	if (ret < 0)
+		goto out;
+	if (ret == 0) {
+		ret = tn_fail(err, TN_E_NOT_FOUND, "unknown enrollment token");
+		goto out;
+	}
+	id = sqlite3_column_int64(st, 0);
+	name = col_dup(st, 1);
+	stmt_done(st);
+	ret = stmt_get(c, ST_ENROLL_REVOKE, &st, err);
+	if (ret)
+		goto out;
+	bind_int(c, st, 1, id);
+	ret = run_done(c, st, err, "revoke enrollment token");
+	if (ret)
+		goto out;
+	stmt_done(st);
+	ret = tx_commit(c, err);
+	if (ret)
+		goto out;
+	in_tx = false;
+	*cluster = name;
+	name = NULL;
+out:
+	stmt_done(st);
+	if (in_tx)
+		tx_rollback(c);
+	free(name);
 	return ret;
 }
 

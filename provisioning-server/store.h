@@ -279,6 +279,13 @@ int tn_store_enrollment_token_create(struct tn_store *store, const char *token_h
 				     const char *cluster, int64_t uses, const char *expires,
 				     const char *actor, json_t **out,
 				     struct tn_error *err) TN_MUST_CHECK;
+/* Revokes the hand-enrollment token stored as token_hash: enrolling with it
+ * is then refused ("enrollment token revoked"); again is not an error.
+ * *cluster gets its cluster's name (caller frees).  TN_E_NOT_FOUND for a
+ * token that is not one (a provider's token bound to a target goes with
+ * its target). */
+int tn_store_enrollment_token_revoke(struct tn_store *store, const char *token_hash,
+				     char **cluster, struct tn_error *err) TN_MUST_CHECK;
 
 /* ------------------------------------------------------------ events */
 
@@ -328,7 +335,8 @@ int tn_store_target_enrollment_token_create(struct tn_store *store, const char *
 					    const char *actor, struct tn_error *err) TN_MUST_CHECK;
 
 /* Redeems an enrollment token (given as its sha256 hex) in one transaction.
- * Unknown → TN_E_UNAUTHORIZED "unknown enrollment token"; expired →
+ * Unknown → TN_E_UNAUTHORIZED "unknown enrollment token"; revoked →
+ * TN_E_UNAUTHORIZED "enrollment token revoked"; expired →
  * TN_E_UNAUTHORIZED "enrollment token expired at …"; no uses left →
  * TN_E_UNAUTHORIZED "enrollment token used up".  A token bound to a target
  * (enrollment_tokens.target_id set: made by a provider with the target) enrolls
