@@ -65,6 +65,20 @@ int tn_node_record_write(const char *dir, json_t *record, struct tn_error *err)
 	return rc;
 }
 
+int tn_node_token_write(const char *dir, const char *token, char **path, struct tn_error *err)
+{
+	char *file = xasprintf("%s/enroll-token", dir);
+	char *line = xasprintf("%s\n", token);
+	int rc = tn_write_file_atomic(file, line, strlen(line), 0600, err);
+
+	free(line);
+	if (rc)
+		free(file);
+	else
+		*path = file;
+	return rc;
+}
+
 int tn_node_record_read(const char *dir, json_t **out, struct tn_error *err)
 {
 	char *path = xasprintf("%s/node.json", dir);

@@ -31,6 +31,12 @@ char *tn_node_dir(const char *data_dir, const char *id);
 int tn_node_record_write(const char *dir, json_t *record, struct tn_error *err) TN_MUST_CHECK;
 int tn_node_record_read(const char *dir, json_t **out, struct tn_error *err) TN_MUST_CHECK;
 
+/* Writes the node's enrollment token to DIR/enroll-token (0600) for the
+ * agent's --enroll-token-file, so that it never shows in `ps`; *path is
+ * the file (caller frees).  The agent removes it once enrolled. */
+int tn_node_token_write(const char *dir, const char *token, char **path,
+			struct tn_error *err) TN_MUST_CHECK;
+
 /* Calls fn for every node directory under DATA/nodes that has a record
  * (id and record borrowed for the call). */
 typedef void (*tn_node_fn)(void *ctx, const char *id, json_t *record);

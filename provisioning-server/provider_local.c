@@ -224,7 +224,7 @@ static int local_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 		      struct tn_instance *out, struct tn_error *err)
 {
 	struct local *l = p->priv;
-	char *dir = NULL, *state = NULL, *base_s = NULL;
+	char *dir = NULL, *state = NULL, *base_s = NULL, *token_file = NULL;
 	json_t *rec = NULL;
 	unsigned base = 0;
 	pid_t pid = 0;
@@ -248,12 +248,13 @@ static int local_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 	rec = json_pack("{s:s, s:s, s:i, s:s, s:i, s:I}", "provider", "local", "target",
 			spec->target_id, "port_base", (int)base, "address", "127.0.0.1", "pid", 0,
 			"start_time", (json_int_t)0);
-	if ((rc = tn_node_record_write(dir, rec, err)))
+	if ((rc = tn_node_record_write(dir, rec, err)) ||
+	    (rc = tn_node_token_write(dir, spec->enroll_token, &token_file, err)))
 		goto out;
 	{
 		const char *argv[] = {l->agent,		  "--state",	    state,
-				      "--server",	  spec->server_url, "--enroll-token",
-				      spec->enroll_token, "--port-base",    base_s,
+				      "--server",	  spec->server_url, "--enroll-token-file",
+				      token_file,	  "--port-base",    base_s,
 				      "--address",	  "127.0.0.1",
 				      /* the argv ends at the first NULL: no CA, no option */
 				      l->cacert ? "--cacert" : NULL, l->cacert, NULL};
@@ -278,6 +279,7 @@ out:
 			       "local", "message", e2.message);
 	}
 	json_decref(rec);
+	free(token_file);
 	free(base_s);
 	free(state);
 	free(dir);

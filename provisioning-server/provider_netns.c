@@ -520,7 +520,7 @@ static int netns_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 {
 	struct netns *n = p->priv;
 	char *dir = NULL, *state = NULL, *name = NULL, *link = NULL, *cidr = NULL;
-	char *server = NULL, *port_s = NULL;
+	char *server = NULL, *port_s = NULL, *token_file = NULL;
 	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 	json_t *rec = NULL;
 	struct live lv = {0};
@@ -562,6 +562,7 @@ static int netns_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 			spec->target_id, "netns", name, "slot", (int)slot, "address", addr,
 			"port_base", (int)n->port_base, "pid", 0, "start_time", (json_int_t)0);
 	if ((rc = tn_node_record_write(dir, rec, err)) ||
+	    (rc = tn_node_token_write(dir, spec->enroll_token, &token_file, err)) ||
 	    (rc = ip(n, err, "netns", "add", name, NULL)) ||
 	    (rc = ip(n, err, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns",
 		     name, NULL)) ||
@@ -580,8 +581,8 @@ static int netns_boot(struct tn_provider *p, const struct tn_boot_spec *spec,
 				      state,
 				      "--server",
 				      server,
-				      "--enroll-token",
-				      spec->enroll_token,
+				      "--enroll-token-file",
+				      token_file,
 				      "--port-base",
 				      port_s,
 				      "--address",
@@ -616,6 +617,7 @@ out:
 	json_decref(rec);
 	free(server);
 	free(port_s);
+	free(token_file);
 	free(cidr);
 	free(link);
 	free(name);

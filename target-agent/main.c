@@ -2,14 +2,17 @@
  * then runs its desired release for good: long-poll, prepare, switch,
  * commit or roll back, supervise, probe, report. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
+#include "fsutil.h"
 #include "log.h"
 #include "loop.h"
 
@@ -34,6 +37,8 @@ static void usage(FILE *out)
 	      "  -s, --state DIR           the node's state: identity, releases, data, logs\n"
 	      "      --server URL          the provisioning server (to enroll)\n"
 	      "      --enroll-token TOKEN  an enrollment token (first start only)\n"
+	      "      --enroll-token-file FILE  the same, read from FILE (kept out of `ps`),\n"
+	      "                            which is removed once the enrollment succeeded\n"
 	      "      --server-key KEY      pin the server's Ed25519 key (base64) in advance;\n"
 	      "                            enrollment fails when the server's differs\n"
 	      "      --cacert FILE         verify the server's HTTPS certificate with the CAs\n"
@@ -72,12 +77,13 @@ static int number(const char *opt, const char *s, long min, long max, long *out)
 
 int main(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_TOKEN, O_KEY, O_ADDRESS, O_PORT_BASE, O_AGENT_PORT, O_WAIT,
+	enum { O_SERVER = 256, O_TOKEN, O_TOKEN_FILE, O_KEY, O_ADDRESS, O_PORT_BASE, O_AGENT_PORT, O_WAIT,
 	       O_LOG_LEVEL, O_LOG_JSON, O_BACKOFF, O_RESTARTS, O_DRAIN_WAIT, O_CACERT };
 	static const struct option longopts[] = {
 		{"state", required_argument, NULL, 's'},
 		{"server", required_argument, NULL, O_SERVER},
 		{"enroll-token", required_argument, NULL, O_TOKEN},
+		{"enroll-token-file", required_argument, NULL, O_TOKEN_FILE},
 		{"server-key", required_argument, NULL, O_KEY},
 		{"cacert", required_argument, NULL, O_CACERT},
 		{"address", required_argument, NULL, O_ADDRESS},
@@ -96,7 +102,8 @@ int main(int argc, char **argv)
 	};
 	struct tn_agent_options o = {
 		.address = "127.0.0.1", .port_base = 8000, .poll_wait_s = 30, .drain_wait_ms = 5000};
-	const char *server = NULL, *token = NULL, *key = NULL;
+	const char *server = NULL, *token = NULL, *token_file = NULL, *key = NULL;
+	char *file_token = NULL;
 	struct tn_agent *agent = NULL;
 	struct tn_error err;
 	long v;
@@ -107,6 +114,7 @@ int main(int argc, char **argv)
 		case 's': o.state_dir = optarg; break;
 		case O_SERVER: server = optarg; break;
 		case O_TOKEN: token = optarg; break;
+		case O_TOKEN_FILE: token_file = optarg; break;
 		case O_KEY: key = optarg; break;
 		case O_CACERT: o.cacert = optarg; break;
 		case O_ADDRESS: o.address = optarg; break;
@@ -169,10 +177,32 @@ int main(int argc, char **argv)
 	json_object_seed(0);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	signal(SIGPIPE, SIG_IGN);
+	/* The file is gone once an enrollment succeeded: a restart runs
+	 * enrolled. */
+	if (token_file && !token && (access(token_file, F_OK) == 0 || errno != ENOENT)) {
+		size_t len = 0;
+
+		if (tn_read_file(token_file, 4096, &file_token, &len, &err) != 0) {
+			fprintf(stderr, "tender-agent: --enroll-token-file: %s\n", err.message);
+			rc = 2;
+			goto out;
+		}
+		while (len && (file_token[len - 1] == '\n' || file_token[len - 1] == '\r' ||
+			       file_token[len - 1] == ' '))
+			file_token[--len] = '\0';
+		if (!len || strlen(file_token) != len) {
+			fprintf(stderr, "tender-agent: --enroll-token-file %s: no token in it\n",
+				token_file);
+			rc = 2;
+			goto out;
+		}
+		token = file_token;
+	}
 	if (token) {
 		if (!server) {
 			fputs("tender-agent: --enroll-token needs --server\n", stderr);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		if (tn_agent_enroll(o.state_dir, server, token, key, o.cacert, o.address,
 				    o.agent_port, &err) != 0) {
@@ -180,6 +210,9 @@ int main(int argc, char **argv)
 			       err.message);
 			goto out;
 		}
+		if (file_token && unlink(token_file) != 0)
+			tn_log(TN_LOG_WARN, "agent", "token_file_kept", "{s:s, s:s}", "file",
+			       token_file, "message", strerror(errno));
 	}
 	the_loop = tn_loop_new();
 	signal(SIGINT, on_signal);
@@ -192,6 +225,7 @@ int main(int argc, char **argv)
 	tn_log(TN_LOG_INFO, "agent", "stopping", NULL);
 	rc = 0;
 out:
+	free(file_token);
 	tn_agent_free(agent);
 	tn_loop_free(the_loop);
 	curl_global_cleanup();

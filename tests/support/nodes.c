@@ -56,8 +56,9 @@ static bool zombie(long pid)
 	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
 }
 
-/* Calls fn for every live process with its cwd inside dir; the count. */
-static size_t each_under(const char *dir, void (*fn)(long pid))
+/* Calls fn for every live process with its cwd inside dir; the count of
+ * those fn accepts (all when fn is NULL). */
+static size_t each_under(const char *dir, bool (*fn)(long pid, void *ctx), void *ctx)
 {
 	char real[PATH_MAX];
 	const char *d = realpath(dir, real) ? real : dir;
@@ -81,23 +82,51 @@ static size_t each_under(const char *dir, void (*fn)(long pid))
 		if (strncmp(cwd, d, dlen) != 0 ||
 		    (cwd[dlen] != '\0' && cwd[dlen] != '/' && cwd[dlen] != ' ') || zombie(pid))
 			continue;
-		count++;
-		if (fn)
-			fn(pid);
+		if (!fn || fn(pid, ctx))
+			count++;
 	}
 	if (proc)
 		closedir(proc);
 	return count;
 }
 
-static void kill9(long pid)
+static bool kill9(long pid, void *ctx)
 {
+	(void)ctx;
 	kill((pid_t)pid, SIGKILL);
+	return true;
+}
+
+/* Whether the process's command line holds the text ctx. */
+static bool cmdline_has(long pid, void *ctx)
+{
+	char path[64], buf[8192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+	return strstr(buf, ctx) != NULL;
 }
 
 size_t th_procs_under(const char *dir)
 {
-	return each_under(dir, NULL);
+	return each_under(dir, NULL, NULL);
+}
+
+size_t th_cmdline_under(const char *dir, const char *text)
+{
+	return each_under(dir, cmdline_has, (void *)text);
 }
 
 size_t th_kill_under(const char *dir)
@@ -105,12 +134,12 @@ size_t th_kill_under(const char *dir)
 	double deadline = now_s() + 10;
 	size_t left;
 
-	while ((left = each_under(dir, kill9)) && now_s() < deadline) {
+	while ((left = each_under(dir, kill9, NULL)) && now_s() < deadline) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			; /* orphans reparented to us, if we are their reaper */
 		pause_ms(20);
 	}
-	return each_under(dir, NULL);
+	return each_under(dir, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ HTTP */

@@ -12,6 +12,8 @@
 /* The number of processes (zombies aside) whose working directory is dir
  * or inside it. */
 size_t th_procs_under(const char *dir);
+/* How many of them have text in their command line (what `ps` shows). */
+size_t th_cmdline_under(const char *dir, const char *text);
 /* SIGKILLs them until none is left (bounded: 10 s); returns how many are
  * left. */
 size_t th_kill_under(const char *dir);
