@@ -173,7 +173,11 @@ step('the console and its files are served with their types and security headers
   assert(res.status === 304, `GET /ui/app.js with its ETag: ${res.status}, not 304`);
   res = await fetch(URL_ + '/ui/app.css');
   assert(res.headers.get('content-type') === 'text/css; charset=utf-8', `app.css: ${res.headers.get('content-type')}`);
-  for (const bad of ['/ui/..%2Fapp.js', '/ui/.hidden.js', '/ui/app.sh', '/ui/nope.js']) {
+  // a path that tries to leave /ui is refused as such (400); a name that is
+  // not a console file is not found (404)
+  res = await fetch(URL_ + '/ui/..%2Fapp.js');
+  assert(res.status === 400, `GET /ui/..%2Fapp.js: ${res.status}, not 400`);
+  for (const bad of ['/ui/.hidden.js', '/ui/app.sh', '/ui/nope.js']) {
     res = await fetch(URL_ + bad);
     assert(res.status === 404, `GET ${bad}: ${res.status}, not 404`);
   }
