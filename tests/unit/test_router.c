@@ -114,6 +114,20 @@ static void test_unknown_route_is_404(void **state)
 	tn_response_clear(&r);
 }
 
+/* Found by tests/fuzz/fuzz_router: a message quoting bytes that are not
+ * UTF-8 (a raw request target) still goes out, those bytes shown as '?'. */
+static void test_error_quoting_non_utf8_has_a_message(void **state)
+{
+	struct tn_response r;
+
+	assert_int_equal(call("GET", "/api/v1/nothing\x8b\xff", admin_header, NULL, &r), 404);
+	assert_string_equal(message(&r), "no such resource: /api/v1/nothing??");
+	tn_response_clear(&r);
+	assert_int_equal(call("PUT", "/api/v1/caf\xc3\xa9\xc3", admin_header, NULL, &r), 404);
+	assert_string_equal(message(&r), "no such resource: /api/v1/caf\xc3\xa9?");
+	tn_response_clear(&r);
+}
+
 static void test_wrong_method_is_405_with_allow(void **state)
 {
 	struct tn_response r;
@@ -214,6 +228,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unknown_route_is_404),
+		cmocka_unit_test(test_error_quoting_non_utf8_has_a_message),
 		cmocka_unit_test(test_wrong_method_is_405_with_allow),
 		cmocka_unit_test(test_credentials),
 		cmocka_unit_test(test_query_and_path_decoding),
