@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Small limits: the fuzzer looks for ways past them, not for big files. */
 static const struct tn_archive_limits limits = {
-	.max_entries = 64,
-	.max_entry_bytes = 256 * 1024,
-	.max_total_bytes = 1024 * 1024,
-	.max_ratio = 200,
+    .max_entries = 64,
+    .max_entry_bytes = 256 * 1024,
+    .max_total_bytes = 1024 * 1024,
+    .max_ratio = 200,
 };
 
 static void require(int cond)

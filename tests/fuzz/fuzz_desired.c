@@ -49,9 +49,7 @@ static void walk_release(const struct tn_desired_release *r)
 		if (tn_desired_release_config(r, r->bundles[i].name))
 			found++;
 	}
-	json_object_foreach(r->config, key, value)
-		if (!json_is_object(value))
-			abort();
+	json_object_foreach(r->config, key, value) if (!json_is_object(value)) abort();
 	if (found != json_object_size(r->config))
 		abort();
 }

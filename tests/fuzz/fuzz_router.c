@@ -122,8 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	headers[nh] = NULL;
 	body = next && *next == '\n' ? next + 1 : next;
 	body_len = body ? size - 1 - (size_t)(body - text) : 0;
-	tn_router_call(&srv, text, sp + 1, headers, body ? (const char *)data + 1 + (body - text) : NULL,
-		       body_len, &resp);
+	tn_router_call(&srv, text, sp + 1, headers,
+		       body ? (const char *)data + 1 + (body - text) : NULL, body_len, &resp);
 	if (resp.status < 100 || resp.status > 599)
 		abort();
 	if (resp.status >= 400 && !json_object_get(resp.json, "error"))

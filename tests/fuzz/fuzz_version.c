@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Two versions: compare is antisymmetric. */
 	if ((comma = strchr(s, ',')) != NULL) {
 		*comma = '\0';
-		if (tn_version_parse(s, &a, NULL) == 0 && tn_version_parse(comma + 1, &b, NULL) == 0)
+		if (tn_version_parse(s, &a, NULL) == 0 &&
+		    tn_version_parse(comma + 1, &b, NULL) == 0)
 			require(tn_version_compare(&a, &b) == -tn_version_compare(&b, &a));
 	}
 	free(s);
