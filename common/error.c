@@ -64,6 +64,9 @@ static void append_reason(struct tn_error *err, const char *text)
 }
 
 static int fill(struct tn_error *err, enum tn_errcode code, const char *suffix,
+		const char *fmt, va_list ap) TN_PRINTF(4, 0);
+
+static int fill(struct tn_error *err, enum tn_errcode code, const char *suffix,
 		const char *fmt, va_list ap)
 {
 	if (code <= TN_OK || code >= TN_E_COUNT)

@@ -308,26 +308,30 @@ static const char *backend_of(json_t *lb)
 	return json_string_value(json_object_get(lb, "backend"));
 }
 
-/* Whether HAProxy has a backend of that name (`show backend`: "# name"
- * and one name a line). */
+int tn_haproxy_parse_backends(char *reply, const char *backend, struct tn_error *err)
+{
+	char *save = NULL, *line;
+	bool found = false;
+
+	if (strncmp(reply, "# name", 6) != 0)
+		return tn_fail(err, TN_E_CONFLICT, "HAProxy refused \"show backend\": %.200s",
+			       first_line(reply));
+	for (line = strtok_r(reply, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save))
+		found = strcmp(line, backend) == 0;
+	return found ? 0 : tn_fail(err, TN_E_NOT_FOUND, "HAProxy has no backend %s", backend);
+}
+
+/* Whether HAProxy has a backend of that name. */
 static int has_backend(json_t *lb, const char *backend, struct tn_error *err)
 {
-	char *reply = NULL, *save = NULL, *line;
-	bool found = false;
+	char *reply = NULL;
 	int rc;
 
 	if ((rc = command(lb, "show backend", &reply, err)))
 		return rc;
-	if (strncmp(reply, "# name", 6) != 0) {
-		rc = tn_fail(err, TN_E_CONFLICT, "HAProxy refused \"show backend\": %.200s",
-			     first_line(reply));
-		free(reply);
-		return rc;
-	}
-	for (line = strtok_r(reply, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save))
-		found = strcmp(line, backend) == 0;
+	rc = tn_haproxy_parse_backends(reply, backend, err);
 	free(reply);
-	return found ? 0 : tn_fail(err, TN_E_NOT_FOUND, "HAProxy has no backend %s", backend);
+	return rc;
 }
 
 /* Every proxy's servers, filtered on pxname: `show stat NAME` answers for

@@ -76,13 +76,46 @@ void tn_response_json(struct tn_response *resp, int status, json_t *body)
 	resp->json = body;
 }
 
+/* msg as a JSON string.  Messages quote what the client sent (a path, a
+ * name), which need not be UTF-8: jansson refuses such text, and the error
+ * would go out without its body.  Each byte that does not start a sequence
+ * jansson accepts becomes '?'. */
+static json_t *message_string(const char *msg)
+{
+	json_t *s = json_string(msg);
+	char clean[TN_ERROR_MESSAGE_MAX];
+	size_t len = strlen(msg), in = 0, out = 0;
+
+	if (s)
+		return s;
+	while (in < len && out < sizeof clean - 1) {
+		size_t n = 1;
+		json_t *one = NULL;
+
+		for (; n <= 4 && in + n <= len && !(one = json_stringn(msg + in, n)); n++)
+			;
+		if (one && out + n < sizeof clean) {
+			memcpy(clean + out, msg + in, n);
+			out += n;
+			in += n;
+		} else {
+			clean[out++] = '?';
+			in++;
+		}
+		json_decref(one);
+	}
+	clean[out] = '\0';
+	return json_string(clean);
+}
+
 void tn_response_error(struct tn_response *resp, const struct tn_error *err)
 {
 	enum tn_errcode code = err->code ? err->code : TN_E_INTERNAL;
 
 	tn_response_json(resp, tn_errcode_http_status(code),
-			 json_pack("{s:{s:s, s:s}}", "error", "code", tn_errcode_name(code),
-				   "message", err->message[0] ? err->message : tn_errcode_name(code)));
+			 json_pack("{s:{s:s, s:o}}", "error", "code", tn_errcode_name(code),
+				   "message", message_string(err->message[0] ? err->message
+									: tn_errcode_name(code))));
 }
 
 void tn_response_add_header(struct tn_response *resp, const char *name, const char *value)

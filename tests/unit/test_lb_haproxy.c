@@ -103,6 +103,35 @@ static void test_short_lines_are_skipped(void **state)
 	free(text);
 }
 
+/* `show backend`: the name on a line of its own, after the "# name" header;
+ * another answer is HAProxy refusing the command. */
+static void test_show_backend(void **state)
+{
+	static const struct {
+		const char *reply;
+		int rc;
+	} cases[] = {
+	    {"# name\nstats\neduca\n", 0},
+	    {"# name\nstats\neduca-old\n", -TN_E_NOT_FOUND},
+	    {"# name\n", -TN_E_NOT_FOUND},
+	    {"Unknown command.\neduca\n", -TN_E_CONFLICT},
+	    {"", -TN_E_CONFLICT},
+	};
+	struct tn_error err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char *text = xstrdup(cases[i].reply);
+
+		assert_int_equal(tn_haproxy_parse_backends(text, "educa", &err), cases[i].rc);
+		if (cases[i].rc == -TN_E_NOT_FOUND)
+			assert_string_equal(err.message, "HAProxy has no backend educa");
+		if (cases[i].rc == -TN_E_CONFLICT)
+			assert_non_null(strstr(err.message, "refused \"show backend\""));
+		free(text);
+	}
+}
+
 static void test_drivers_by_name(void **state)
 {
 	json_t *none = json_pack("{s:s}", "driver", "none");
@@ -126,6 +155,7 @@ int main(void)
 		cmocka_unit_test(test_an_empty_backend),
 		cmocka_unit_test(test_answers_that_are_not_a_table),
 		cmocka_unit_test(test_short_lines_are_skipped),
+		cmocka_unit_test(test_show_backend),
 		cmocka_unit_test(test_drivers_by_name),
 	};
 

@@ -114,6 +114,27 @@ static void test_unknown_route_is_404(void **state)
 	tn_response_clear(&r);
 }
 
+/* Found by tests/fuzz/fuzz_router: a message quoting bytes that are not
+ * UTF-8 (a raw request target) still goes out, those bytes shown as '?'. */
+static void test_error_quoting_non_utf8_has_a_message(void **state)
+{
+	struct tn_response r;
+
+	/* a path that is not UTF-8 is refused by the path checks, in words */
+	assert_int_equal(call("GET", "/api/v1/nothing\x8b\xff", admin_header, NULL, &r), 400);
+	assert_string_equal(message(&r), "path segment 3 is not valid UTF-8");
+	tn_response_clear(&r);
+	/* a header quoted in a message: its bytes that are not UTF-8 show as ? */
+	{
+		const char *headers[] = {admin_header, "Content-Length: 1\xc3\xa9\xff", NULL};
+
+		tn_router_call(&srv, "POST", "/api/v1/clusters", headers, "{}", 2, &r);
+		assert_int_equal(r.status, 400);
+		assert_string_equal(message(&r), "Content-Length \"1\xc3\xa9?\" is not a number");
+		tn_response_clear(&r);
+	}
+}
+
 static void test_wrong_method_is_405_with_allow(void **state)
 {
 	struct tn_response r;
@@ -214,6 +235,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unknown_route_is_404),
+		cmocka_unit_test(test_error_quoting_non_utf8_has_a_message),
 		cmocka_unit_test(test_wrong_method_is_405_with_allow),
 		cmocka_unit_test(test_credentials),
 		cmocka_unit_test(test_query_and_path_decoding),
