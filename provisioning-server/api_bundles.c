@@ -65,17 +65,21 @@ static int keep(struct tn_server *srv, struct tn_blob_writer *w, const struct tn
 	uint64_t size = 0;
 	struct tn_store_version v;
 	enum tn_store_outcome outcome = TN_STORE_CREATED;
+	bool committed;
 	int rc;
 
 	to_store_version(&m->version, &v);
 	tn_blobstore_lock(srv->blobs, TN_BLOBSTORE_SHARED);
 	rc = tn_blob_writer_commit(w, NULL, sha, &size, err);
+	committed = rc == 0;
 	if (rc == 0)
 		rc = tn_store_bundle_insert(srv->store, m->name, &v, sha, (int64_t)size, m->raw,
 					    actor, &outcome, err);
 	tn_blobstore_unlock(srv->blobs);
 	if (rc != 0) {
-		if (err && err->code == TN_E_EXISTS)
+		/* a blob kept for a row that was refused (409) or could not be
+		 * written (507: the disk full) goes, unless another row has it */
+		if (committed)
 			tn_api_drop_unreferenced(srv, sha);
 		return rc;
 	}

@@ -346,6 +346,11 @@ static int read_archive(struct tn_server *srv, struct tn_blob_writer *zip, struc
 			goto out;
 	}
 out:
+	/* unpacking and staging take about twice the archive's size again */
+	if (rc != 0 && err && err->code == TN_E_NO_SPACE &&
+	    strncmp(err->message, "no space left", 13) != 0)
+		tn_error_prefix(err, "no space left on the server's disk to unpack the "
+				     "distribution; nothing was kept");
 	if (dir)
 		closedir(dir);
 	if (parent) {

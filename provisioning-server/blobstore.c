@@ -330,6 +330,23 @@ static void hasher_stop(struct tn_blob_writer *w)
 	w->hasher = NULL;
 }
 
+/* A failed system call on an upload's behalf.  A full disk is the one an
+ * uploader can act on, so it says so in words (the path goes to the log,
+ * not to the client); anything else keeps the call and the path. */
+static int writer_fail(const struct tn_blob_writer *w, int errnum, const char *what,
+		       const char *path, struct tn_error *err)
+{
+	if (errnum == ENOSPC || errnum == EDQUOT) {
+		tn_log(TN_LOG_ERROR, "blobstore", "no_space", "{s:s, s:s, s:I}", "what", what,
+		       "path", path, "written", (json_int_t)w->on_disk);
+		return tn_fail(err, TN_E_NO_SPACE,
+			       "no space left on the server's disk for the upload (%s after "
+			       "%llu bytes); nothing was kept",
+			       what, (unsigned long long)w->on_disk);
+	}
+	return tn_fail_errno(err, errnum, "%s %s", what, path);
+}
+
 static void writer_free(struct tn_blob_writer *w, bool remove_tmp)
 {
 	hasher_stop(w); /* before the buffers it may be reading go */
@@ -359,7 +376,7 @@ int tn_blob_writer_begin(struct tn_blobstore *bs, uint64_t max_bytes, struct tn_
 	w->path = xasprintf("%s/upload-XXXXXX", bs->tmp_dir);
 	w->fd = mkostemp(w->path, O_CLOEXEC);
 	if (w->fd < 0) {
-		rc = tn_fail_errno(err, errno, "create a temp file in %s", bs->tmp_dir);
+		rc = writer_fail(w, errno, "create a temp file in", bs->tmp_dir, err);
 		goto out;
 	}
 	w->created = true;
@@ -389,7 +406,7 @@ static int write_fd(struct tn_blob_writer *w, const unsigned char *p, size_t len
 			continue;
 		if (n <= 0) {
 			/* 0 cannot happen on a regular file; taken as a failure, not a loop */
-			rc = tn_fail_errno(err, n < 0 ? errno : EIO, "write %s", w->path);
+			rc = writer_fail(w, n < 0 ? errno : EIO, "write", w->path, err);
 			goto out;
 		}
 		p += n;
@@ -533,12 +550,12 @@ int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
 		goto out;
 	}
 	if (bs->fsync && fsync(w->fd) != 0) {
-		rc = tn_fail_errno(err, errno, "fsync %s", w->path);
+		rc = writer_fail(w, errno, "fsync", w->path, err);
 		goto out;
 	}
 	/* close reports late write errors (some file systems only tell here) */
 	if (close(w->fd) != 0) {
-		rc = tn_fail_errno(err, errno, "close %s", w->path);
+		rc = writer_fail(w, errno, "close", w->path, err);
 		w->fd = -1;
 		goto out;
 	}
@@ -553,7 +570,7 @@ int tn_blob_writer_commit(struct tn_blob_writer *w, const char *expected_hex,
 				goto out;
 		}
 	} else if (errno != EEXIST) {
-		rc = tn_fail_errno(err, errno, "mkdir %s", fan);
+		rc = writer_fail(w, errno, "mkdir", fan, err);
 		goto out;
 	}
 	final = xasprintf("%s/%s", fan, hex);

@@ -840,10 +840,12 @@ static int db_fail_rc(sqlite3 *db, int rc, struct tn_error *err, const char *wha
 	case SQLITE_LOCKED:
 		code = TN_E_UNAVAILABLE;
 		break;
+	case SQLITE_FULL:
+		code = TN_E_NO_SPACE;
+		break;
 	case SQLITE_IOERR:
 	case SQLITE_CANTOPEN:
 	case SQLITE_READONLY:
-	case SQLITE_FULL:
 	case SQLITE_PERM:
 		code = TN_E_IO;
 		break;
@@ -852,6 +854,12 @@ static int db_fail_rc(sqlite3 *db, int rc, struct tn_error *err, const char *wha
 	}
 	tn_log(code == TN_E_UNAVAILABLE ? TN_LOG_WARN : TN_LOG_ERROR, "store", "sqlite_error",
 	       "{s:s, s:i, s:s}", "what", what, "rc", rc, "message", msg);
+	/* Nothing of the change was kept: the transaction rolls back whole. */
+	if (code == TN_E_NO_SPACE)
+		return tn_fail(err, code,
+			       "no space left on the server's disk: database: %s: %s; nothing "
+			       "was changed",
+			       what, msg);
 	return tn_fail(err, code, "database: %s: %s", what, msg);
 }
 

@@ -196,9 +196,17 @@ static void arg(struct th_fleet *f, char *value)
 void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 		    const char *const *uploads, const char *dist, size_t n)
 {
-	/* 300 ports of 20000-31999, apart for each program and range (other
-	 * test programs' nodes take ports in there at the same time) */
-	unsigned low = 20000 + (((unsigned)getpid() * 7u + range * 13u) % 40u) * 300u;
+	th_fleet_start_ports(f, range, 300, with_lb, uploads, dist, n);
+}
+
+void th_fleet_start_ports(struct th_fleet *f, unsigned range, unsigned ports, bool with_lb,
+			  const char *const *uploads, const char *dist, size_t n)
+{
+	/* ports ports of 20000-31999 starting at a multiple of 300, apart for
+	 * each program and range (other test programs' nodes take ports in
+	 * there at the same time) */
+	unsigned slots = ports < 12000 ? (12000u - ports) / 300u + 1u : 1u;
+	unsigned low = 20000 + (((unsigned)getpid() * 7u + range * 13u) % slots) * 300u;
 	struct th_response r;
 	char *body, *lb;
 	json_t *live;
@@ -208,7 +216,7 @@ void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 	if (with_lb)
 		th_haproxy_start(&f->h, "educa");
 	arg(f, xstrdup("--provider"));
-	arg(f, xasprintf("local:ports=%u-%u", low, low + 299));
+	arg(f, xasprintf("local:ports=%u-%u", low, low + ports - 1));
 	arg(f, xstrdup("--lb-interval"));
 	arg(f, xstrdup("300"));
 	th_server_start(&f->srv, (const char *const *)f->args);

@@ -34,6 +34,10 @@ struct th_fleet {
  * (and are up in the backend). */
 void th_fleet_start(struct th_fleet *f, unsigned range, bool with_lb,
 		    const char *const *uploads, const char *dist, size_t n);
+/* The same with a port range of ports ports (th_fleet_start: 300, room
+ * for 30 nodes of 10 ports), for fleets of more nodes. */
+void th_fleet_start_ports(struct th_fleet *f, unsigned range, unsigned ports, bool with_lb,
+			  const char *const *uploads, const char *dist, size_t n);
 /* Kills everything and removes the directories; NULL-safe on a zeroed
  * struct.  False when the server did not exit cleanly on SIGTERM (its
  * log's end is printed): a group teardown returns that as its failure. */
