@@ -34,26 +34,6 @@
 #define FIRST_TARGETS 10 /* started by th_fleet_start; the rest added after */
 #define STEP_DEADLINE_S 900
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static bool is(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
@@ -178,7 +158,7 @@ static long connections_to(unsigned port)
  * server's data directory) now. */
 static struct sample take_sample(pid_t server, unsigned port, const char *nodes_dir, double t0)
 {
-	struct sample s = {.t = now_s() - t0};
+	struct sample s = {.t = th_now_s() - t0};
 	long ignored;
 	struct dirent *de;
 	DIR *d = opendir("/proc");
@@ -238,16 +218,16 @@ static void *sampler_main(void *arg)
 	struct sampler *sm = arg;
 
 	for (;;) {
-		double next = now_s() + sm->every_s;
+		double next = th_now_s() + sm->every_s;
 		bool stop;
 
 		record(sm);
 		do {
-			pause_ms(100);
+			th_pause_ms(100);
 			pthread_mutex_lock(&sm->lock);
 			stop = sm->stop;
 			pthread_mutex_unlock(&sm->lock);
-		} while (!stop && now_s() < next);
+		} while (!stop && th_now_s() < next);
 		if (stop)
 			return NULL;
 	}
@@ -296,7 +276,7 @@ static double file_mib(const char *path)
  * up (bounded by STEP_DEADLINE_S). */
 static void settle(struct th_fleet *f, size_t n)
 {
-	double deadline = now_s() + STEP_DEADLINE_S;
+	double deadline = th_now_s() + STEP_DEADLINE_S;
 
 	for (;;) {
 		json_t *all = th_fleet_get(f, "/api/v1/targets?cluster=educa&limit=500"), *t;
@@ -304,23 +284,23 @@ static void settle(struct th_fleet *f, size_t n)
 
 		json_array_foreach(json_object_get(all, "items"), i, t)
 		{
-			if (is(str(t, "state"), "removed"))
+			if (is(th_str(t, "state"), "removed"))
 				continue;
 			live++;
-			ok += is(str(t, "state"), "running") && is(str(t, "health"), "healthy") &&
-			      (is(str(t, "phase"), "idle") || is(str(t, "phase"), "prepared")) &&
-			      is(str(t, "actual"), str(json_object_get(t, "desired"), "release"));
+			ok += is(th_str(t, "state"), "running") && is(th_str(t, "health"), "healthy") &&
+			      (is(th_str(t, "phase"), "idle") || is(th_str(t, "phase"), "prepared")) &&
+			      is(th_str(t, "actual"), th_str(json_object_get(t, "desired"), "release"));
 		}
 		json_decref(all);
 		members = th_haproxy_members(&f->h, &up);
 		if (live == n && ok == n && members == n && up == n)
 			return;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f,
 				      "%zu targets, %zu settled, %zu members (%zu up), not %zu, "
 				      "after %d s",
 				      live, ok, members, up, n, STEP_DEADLINE_S);
-		pause_ms(500);
+		th_pause_ms(500);
 	}
 }
 
@@ -346,9 +326,9 @@ static bool roll(struct th_fleet *f, const char *dist)
 			       "{\"batch_percent\": 20}}",
 			       dist);
 	json_t *r = call(f, "POST", "/api/v1/rollouts", body, 201);
-	char *path = xasprintf("/api/v1/rollouts/%s/approve", str(r, "id"));
-	char *get = xasprintf("/api/v1/rollouts/%s", str(r, "id"));
-	double deadline = now_s() + STEP_DEADLINE_S;
+	char *path = xasprintf("/api/v1/rollouts/%s/approve", th_str(r, "id"));
+	char *get = xasprintf("/api/v1/rollouts/%s", th_str(r, "id"));
+	double deadline = th_now_s() + STEP_DEADLINE_S;
 	bool ok;
 
 	json_decref(call(f, "POST", path, NULL, 200));
@@ -357,19 +337,19 @@ static bool roll(struct th_fleet *f, const char *dist)
 		const char *state;
 
 		r = th_fleet_get(f, get);
-		state = str(r, "state");
+		state = th_str(r, "state");
 		if (is(state, "succeeded") || is(state, "failed") || is(state, "rolled_back") ||
 		    is(state, "aborted"))
 			break;
 		json_decref(r);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "rollout to %s not finished within %d s", dist,
 				      STEP_DEADLINE_S);
-		pause_ms(500);
+		th_pause_ms(500);
 	}
-	ok = is(str(r, "state"), "succeeded");
+	ok = is(th_str(r, "state"), "succeeded");
 	if (!ok)
-		fprintf(stderr, "soak: rollout to %s ended %s\n", dist, str(r, "state"));
+		fprintf(stderr, "soak: rollout to %s ended %s\n", dist, th_str(r, "state"));
 	json_decref(r);
 	free(get);
 	free(path);
@@ -388,11 +368,11 @@ static void churn(struct th_fleet *f, size_t n)
 
 	json_array_foreach(json_object_get(all, "items"), i, t)
 	{
-		if (is(str(t, "state"), "removed"))
+		if (is(th_str(t, "state"), "removed"))
 			continue;
 		if (!first)
-			first = str(t, "id");
-		last = str(t, "id");
+			first = th_str(t, "id");
+		last = th_str(t, "id");
 	}
 	path = xasprintf("/api/v1/targets/%s/copy", last);
 	json_decref(call(f, "POST", path, NULL, 202));
@@ -456,16 +436,16 @@ int main(void)
 	sm.port = (unsigned)strtoul(strrchr(f.srv.url, ':') + 1, NULL, 10);
 	db = xasprintf("%s/var/tender.db", f.srv.data_dir);
 	sm.nodes_dir = xasprintf("%s/var/nodes", f.srv.data_dir);
-	sm.t0 = now_s();
+	sm.t0 = th_now_s();
 	sm.samples = xcalloc(SAMPLES_MAX, sizeof *sm.samples);
 	pthread_mutex_init(&sm.lock, NULL);
 	pthread_create(&sm.thread, NULL, sampler_main, &sm);
 	l = th_load_start(f.h.front_port, 4, 5);
 
 	/* the first rollout is the warm-up: the baseline is the sample after it */
-	until = now_s() + minutes * 60.0;
+	until = th_now_s() + minutes * 60.0;
 	base = 0;
-	while (rollouts == 0 || now_s() < until) {
+	while (rollouts == 0 || th_now_s() < until) {
 		succeeded += roll(&f, versions[rollouts % 2]);
 		rollouts++;
 		settle(&f, agents);
@@ -482,7 +462,7 @@ int main(void)
 		printf(
 		    "soak: %.0f s: %zu rollouts (%zu succeeded), %zu copies and removals, "
 		    "%zu requests, %zu failed; server RSS %.1f MiB, fds %ld; database %.1f MiB\n",
-		    now_s() - sm.t0, rollouts, succeeded, churns, total, failed,
+		    th_now_s() - sm.t0, rollouts, succeeded, churns, total, failed,
 		    last.server_rss_kb / 1024.0, last.server_fds, file_mib(db));
 	}
 	settle(&f, agents);
@@ -522,7 +502,7 @@ int main(void)
 
 	printf("\nsoak: %u agents for %.1f min: %zu rollouts (%zu succeeded), %zu copies and "
 	       "removals, %zu samples (%zu after the first rollout, at %.0f s)\n",
-	       agents, (now_s() - sm.t0) / 60.0, rollouts, succeeded, churns, sm.n, sm.n - base,
+	       agents, (th_now_s() - sm.t0) / 60.0, rollouts, succeeded, churns, sm.n, sm.n - base,
 	       start.t);
 	printf("%-34s %10s %10s %10s  %-28s %s\n", "figure", "start", "end", "max", "bound",
 	       "verdict");

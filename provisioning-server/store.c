@@ -2573,8 +2573,9 @@ static char *name_key(sqlite3_stmt *st)
 	return cursor_encode(json_pack("[s]", col_cstr(st, 1)));
 }
 
-int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
-			 struct tn_error *err)
+/* The cluster's item, or (!counts) its revision alone. */
+static int cluster_read(struct tn_store *store, const char *name, bool counts, json_t **out,
+			struct tn_error *err)
 {
 	struct conn *c = NULL;
 	sqlite3_stmt *st = NULL;
@@ -2592,6 +2593,11 @@ int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
 		goto out;
 	if (ret == 0) {
 		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
+		goto out;
+	}
+	if (!counts) {
+		*out = revision_item(st);
+		ret = 0;
 		goto out;
 	}
 	/* The counts are read while this row's statement is still active, so
@@ -2602,32 +2608,16 @@ out:
 	return ret;
 }
 
+int tn_store_cluster_get(struct tn_store *store, const char *name, json_t **out,
+			 struct tn_error *err)
+{
+	return cluster_read(store, name, true, out, err);
+}
+
 int tn_store_cluster_current_revision(struct tn_store *store, const char *name, json_t **out,
 				      struct tn_error *err)
 {
-	struct conn *c = NULL;
-	sqlite3_stmt *st = NULL;
-	int ret;
-
-	ret = conn_get(store, &c, err);
-	if (ret)
-		goto out;
-	ret = stmt_get(c, ST_CLUSTER_GET, &st, err);
-	if (ret)
-		goto out;
-	bind_text(c, st, 1, name);
-	ret = run_row(c, st, err, "get cluster");
-	if (ret < 0)
-		goto out;
-	if (ret == 0) {
-		ret = tn_fail(err, TN_E_NOT_FOUND, "cluster %s not found", name);
-		goto out;
-	}
-	*out = revision_item(st);
-	ret = 0;
-out:
-	stmt_done(st);
-	return ret;
+	return cluster_read(store, name, false, out, err);
 }
 
 int tn_store_cluster_create(struct tn_store *store, const char *name, const char *description,

@@ -34,14 +34,6 @@
 /* The whole browser run: uploads, boots, two rollouts. */
 #define RUN_DEADLINE_S 420
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void skip_all(const char *fmt, ...) TN_PRINTF(1, 2);
 
 /* The whole test is skipped, with the reason (TAP's "1..0 # SKIP"). */
@@ -146,7 +138,7 @@ static void relay_line(const char *line, struct run *r)
  * (then its process group is killed). */
 static void relay(int fd, pid_t pid, struct run *r)
 {
-	double deadline = now_s() + RUN_DEADLINE_S;
+	double deadline = th_now_s() + RUN_DEADLINE_S;
 	char buf[65536];
 	size_t used = 0;
 	int status;
@@ -156,7 +148,7 @@ static void relay(int fd, pid_t pid, struct run *r)
 		ssize_t got;
 		char *nl;
 
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			printf("# the browser run did not finish within %d s: killed\n",
 			       RUN_DEADLINE_S);
 			kill(-pid, SIGKILL);

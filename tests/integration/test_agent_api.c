@@ -58,14 +58,6 @@ struct fx {
 	char db1_sha[TN_SHA256_HEX_LEN + 1], stray_sha[TN_SHA256_HEX_LEN + 1];
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void expect_status(const struct th_response *r, long status, const char *what)
 {
 	if (r->status != status)
@@ -630,14 +622,14 @@ static void test_desired_document_signed_with_etag(void **state)
 
 	/* a long-poll with a stale etag is answered at once */
 	{
-		double t0 = now_s();
+		double t0 = th_now_s();
 
 		assert_int_equal(
 		    desired(s, &a, "wait=20",
 			    "1111111111111111111111111111111111111111111111111111111111111111",
 			    &again),
 		    200);
-		assert_true(now_s() - t0 < 5);
+		assert_true(th_now_s() - t0 < 5);
 		assert_true(json_equal(doc, again));
 		json_decref(again);
 	}
@@ -665,11 +657,11 @@ static void test_desired_document_signed_with_etag(void **state)
 
 	/* a long-poll with nothing changing answers 304 once its wait is over */
 	{
-		double t0 = now_s(), took;
+		double t0 = th_now_s(), took;
 
 		memcpy(etag, a.etag, sizeof etag);
 		assert_int_equal(desired(s, &a, "wait=1", etag, &again), 304);
-		took = now_s() - t0;
+		took = th_now_s() - t0;
 		if (took < 0.9 || took > 5.0)
 			fail_msg("a ?wait=1 long-poll with no change took %.2f s", took);
 	}
@@ -747,11 +739,11 @@ static void lp_start(CURLM *multi, struct th_server *s, struct lp *p, const stru
 	curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
-	p->started = now_s();
+	p->started = th_now_s();
 	curl_multi_add_handle(multi, p->easy);
 }
 
-/* Drives the transfers until done(ctx) or the deadline (absolute, now_s()
+/* Drives the transfers until done(ctx) or the deadline (absolute, th_now_s()
  * clock); returns whether done(ctx) came true. */
 static bool lp_drive(CURLM *multi, bool (*done)(void *), void *ctx, double deadline)
 {
@@ -767,7 +759,7 @@ static bool lp_drive(CURLM *multi, bool (*done)(void *), void *ctx, double deadl
 				continue;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&p);
 			p->done = true;
-			p->ended = now_s();
+			p->ended = th_now_s();
 			p->result = m->data.result;
 			curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &p->r.status);
 			p->r.body = p->body.p ? p->body.p : xstrdup("");
@@ -778,7 +770,7 @@ static bool lp_drive(CURLM *multi, bool (*done)(void *), void *ctx, double deadl
 		}
 		if (done(ctx))
 			return true;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			return false;
 		curl_multi_poll(multi, NULL, 0, 50, NULL);
 	}
@@ -843,17 +835,17 @@ static void test_long_poll_wakes_on_rollout(void **state)
 	lp_start(multi, s, &pa, &a, 10);
 	lp_start(multi, s, &po, &o, 3);
 	/* both requests are out, and both are held by the server */
-	if (!lp_drive(multi, lp_is_sent, &pa, now_s() + 10) ||
-	    !lp_drive(multi, lp_is_sent, &po, now_s() + 10))
+	if (!lp_drive(multi, lp_is_sent, &pa, th_now_s() + 10) ||
+	    !lp_drive(multi, lp_is_sent, &po, th_now_s() + 10))
 		fail_msg("the long-poll requests were not sent within 10 s");
-	lp_drive(multi, never, NULL, now_s() + 0.5);
+	lp_drive(multi, never, NULL, th_now_s() + 0.5);
 	if (pa.done || po.done)
 		fail_msg("a long-poll with a current etag answered at once: %ld %s",
 			 pa.done ? pa.r.status : po.r.status, pa.done ? pa.r.body : po.r.body);
 
 	send_json(s, "POST", "/api/v1/rollouts", fx->ops,
 		  json_pack("{s:s, s:s}", "cluster", "polled", "distribution", "shop@2.0"), &r);
-	created_at = now_s();
+	created_at = th_now_s();
 	expect_status(&r, 201, "POST /api/v1/rollouts");
 	th_response_free(&r);
 
@@ -1142,7 +1134,7 @@ static int stalled_get(struct th_server *s, const char *path, const char *token,
 			      "Authorization: Bearer %s\r\n\r\n",
 			      path, token);
 	size_t got = 0;
-	double deadline = now_s() + 10;
+	double deadline = th_now_s() + 10;
 
 	assert_true(fd >= 0);
 	/* a small window, so that the blob cannot all fit in flight */
@@ -1157,7 +1149,7 @@ static int stalled_get(struct th_server *s, const char *path, const char *token,
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
-		if (now_s() > deadline || poll(&p, 1, 100) < 0)
+		if (th_now_s() > deadline || poll(&p, 1, 100) < 0)
 			fail_msg("no answer to GET %s within 10 s", path);
 		if (!(p.revents & POLLIN))
 			continue;
@@ -1222,12 +1214,12 @@ static void test_blob_downloads_capped(void **state)
 	/* the agents give up: their places come free */
 	for (int i = 0; i < CAP; i++)
 		close(fds[i]);
-	deadline = now_s() + 10;
+	deadline = th_now_s() + 10;
 	for (;;) {
 		blob(s, sha, a.token, "bytes=0-15", &r);
 		if (r.status == 206)
 			break;
-		if (r.status != 503 || now_s() > deadline)
+		if (r.status != 503 || th_now_s() > deadline)
 			fail_msg("after the stalled downloads closed: %ld %s", r.status, r.body);
 		th_response_free(&r);
 		{
@@ -1996,14 +1988,14 @@ static void test_server_exits_cleanly(void **state)
 	enroll(s, tok, "node-last", "10.0.10.1", &a);
 	json_decref(document(s, &a));
 	lp_start(multi, s, &p, &a, 30);
-	if (!lp_drive(multi, lp_is_sent, &p, now_s() + 10))
+	if (!lp_drive(multi, lp_is_sent, &p, th_now_s() + 10))
 		fail_msg("the long-poll was not sent within 10 s");
-	lp_drive(multi, never, NULL, now_s() + 0.3);
+	lp_drive(multi, never, NULL, th_now_s() + 0.3);
 	assert_false(p.done);
-	t0 = now_s();
+	t0 = th_now_s();
 	status = th_server_stop(s);
-	assert_true(now_s() - t0 < 10);
-	if (!lp_drive(multi, lp_is_done, &p, now_s() + 10))
+	assert_true(th_now_s() - t0 < 10);
+	if (!lp_drive(multi, lp_is_done, &p, th_now_s() + 10))
 		fail_msg("the parked long-poll was left hanging by the stopped server");
 	if (p.result == CURLE_OK && p.r.status != 304 && p.r.status != 503)
 		fail_msg("the parked long-poll got %ld %s at shutdown", p.r.status, p.r.body);

@@ -75,21 +75,6 @@ static struct th_proxy *new_proxy(void)
 
 /* ------------------------------------------------------------ helpers */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static char *dump(json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -269,7 +254,7 @@ static char *web_now(const struct th_agent *a)
 /* Waits until GET / answers 200 with text holding want. */
 static void wait_web(const struct th_agent *a, const char *want)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 	char *last = NULL;
 
 	for (;;) {
@@ -283,10 +268,10 @@ static void wait_web(const struct th_agent *a, const char *want)
 		}
 		free(last);
 		last = body;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "port %d never answered \"%s\"; last: %ld %s", a->port_base,
 				   want, status, last ? last : "(no answer)");
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -309,7 +294,7 @@ static unsigned long long counter_next(const struct th_agent *a)
  * so), and returns it (caller decrefs). */
 static json_t *wait_target_on(const struct th_agent *a, const char *want)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *t = target(a);
@@ -317,18 +302,18 @@ static json_t *wait_target_on(const struct th_agent *a, const char *want)
 		if (jis(t, "actual", want) && jis(t, "phase", "idle") &&
 		    jis(t, "desired.release", want))
 			return t;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "target %s never became idle on %s: %s", a->target_id, want,
 				   dump(t));
 		json_decref(t);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
 /* Waits until the target's phase is want (for a kill at that moment). */
 static void wait_phase(const struct th_agent *a, const char *want)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *t = target(a);
@@ -338,18 +323,18 @@ static void wait_phase(const struct th_agent *a, const char *want)
 			json_decref(t);
 			return;
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "target %s never reached phase %s: %s", a->target_id, want,
 				   dump(t));
 		json_decref(t);
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 }
 
 /* The first deploy: the target's desired release runs and answers. */
 static char *wait_deployed(const struct th_agent *a, const char *web_says)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 	json_t *t;
 	char *id;
 
@@ -358,9 +343,9 @@ static char *wait_deployed(const struct th_agent *a, const char *web_says)
 		if (jstr(t, "desired.release"))
 			break;
 		json_decref(t);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("target %s has no desired release", a->target_id);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 	id = xstrdup(jstr(t, "desired.release"));
 	json_decref(t);
@@ -388,7 +373,7 @@ static char *rollout(const char *cluster, const char *dist)
 /* Waits until the rollout has ended; returns it (caller decrefs). */
 static json_t *wait_rollout(const char *id)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *r = api_get("/api/v1/rollouts/%s", id);
@@ -396,13 +381,13 @@ static json_t *wait_rollout(const char *id)
 
 		if (state && strcmp(state, "running") != 0 && strcmp(state, "pending_approval") != 0)
 			return r;
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			char *s = dump(r);
 
 			fail_msg("rollout %s did not end: %s", id, s);
 		}
 		json_decref(r);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -511,13 +496,13 @@ static size_t log_lines(const struct th_agent *a, const char *needle, const char
  * (and also, when not NULL). */
 static void wait_log(const struct th_agent *a, const char *needle, const char *also, size_t had)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	while (log_lines(a, needle, also) <= had) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "the agent never logged \"%s\" with \"%s\"", needle,
 				   also ? also : "");
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -691,7 +676,7 @@ static int setup(void **state)
 {
 	struct fx *fx = *state;
 
-	fx->started = now_s();
+	fx->started = th_now_s();
 	return 0;
 }
 
@@ -706,7 +691,7 @@ static int teardown(void **state)
 	for (size_t i = 0; i < fx->nproxies; i++)
 		th_proxy_stop(fx->proxies[i]);
 	fx->nproxies = 0;
-	printf("# %.1f s\n", now_s() - fx->started);
+	printf("# %.1f s\n", th_now_s() - fx->started);
 	fflush(stdout);
 	return 0;
 }
@@ -1063,11 +1048,11 @@ static void test_kill9_during_prepare(void **state)
 	th_proxy_stall_blobs(proxy, true);
 	id = rollout("kill-prepare", "educa@1.1");
 	/* the agent is half-way through a blob, and said it is preparing */
-	deadline = now_s() + CONVERGE_S;
+	deadline = th_now_s() + CONVERGE_S;
 	while (th_proxy_stalled(proxy) == 0) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("no blob download was held");
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	wait_phase(a, "preparing");
 	th_agent_kill9(a);

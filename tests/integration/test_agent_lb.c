@@ -70,21 +70,6 @@ static struct th_agent *new_agent(void)
 
 /* ------------------------------------------------------------ helpers */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static char *dump(json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -212,7 +197,7 @@ static char *web_now(const struct th_agent *a)
  * answers with text holding web_says; returns the release (caller frees). */
 static char *wait_on(const struct th_agent *a, const char *web_says)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *t = target(a);
@@ -229,11 +214,11 @@ static char *wait_on(const struct th_agent *a, const char *web_says)
 			return id;
 		}
 		free(web);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "target %s never ran \"%s\": %s", a->target_id, web_says,
 				   dump(t));
 		json_decref(t);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -254,7 +239,7 @@ static char *rollout(const char *cluster, const char *dist)
 
 static void expect_rollout(const char *id, const char *state)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *r = api_get("/api/v1/rollouts/%s", id);
@@ -266,10 +251,10 @@ static void expect_rollout(const char *id, const char *state)
 			json_decref(r);
 			return;
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("rollout %s did not end: %s", id, dump(r));
 		json_decref(r);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -405,13 +390,13 @@ static const char *check(struct heard *h, int port)
 /* Checks every CHECK_EVERY_MS until the answer is want. */
 static void wait_answer(const struct th_agent *a, struct heard *h, int port, const char *want)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	while (strcmp(check(h, port), want) != 0) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "agent port %d never answered %s (last: \"%s\")", port, want,
 				   last_answer(h));
-		pause_ms(CHECK_EVERY_MS);
+		th_pause_ms(CHECK_EVERY_MS);
 	}
 }
 
@@ -466,7 +451,7 @@ static int setup(void **state)
 {
 	struct fx *fx = *state;
 
-	fx->started = now_s();
+	fx->started = th_now_s();
 	return 0;
 }
 
@@ -477,7 +462,7 @@ static int teardown(void **state)
 	for (size_t i = 0; i < fx->nagents; i++)
 		th_agent_destroy(&fx->agents[i]);
 	fx->nagents = 0;
-	printf("# %.1f s\n", now_s() - fx->started);
+	printf("# %.1f s\n", th_now_s() - fx->started);
 	fflush(stdout);
 	return 0;
 }
@@ -541,20 +526,20 @@ static void test_switch_waits_for_connections(void **state)
 
 	/* HAProxy hears drain; the old release keeps running and serving
 	 * while the connection is open (held for 2 s after the drain). */
-	deadline = now_s() + CONVERGE_S;
+	deadline = th_now_s() + CONVERGE_S;
 	while (strcmp(check(&h, port), DRAIN) != 0) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "never answered drain (last: \"%s\")", last_answer(&h));
-		pause_ms(CHECK_EVERY_MS);
+		th_pause_ms(CHECK_EVERY_MS);
 	}
-	drained_at = now_s();
-	while (now_s() - drained_at < 2.0) {
+	drained_at = th_now_s();
+	while (th_now_s() - drained_at < 2.0) {
 		if (strcmp(check(&h, port), DRAIN) != 0 || !web_runs(a, old))
 			fail_agent(a,
 				   "the old release stopped (or the answer changed to \"%s\") "
 				   "while a connection was open",
 				   last_answer(&h));
-		pause_ms(CHECK_EVERY_MS);
+		th_pause_ms(CHECK_EVERY_MS);
 	}
 	{
 		char *web = web_now(a);
@@ -568,7 +553,7 @@ static void test_switch_waits_for_connections(void **state)
 	/* The connection ends: the switch goes on, and the new release is
 	 * ready. */
 	close(held);
-	closed_at = now_s();
+	closed_at = th_now_s();
 	wait_answer(a, &h, port, READY);
 	rel11 = wait_on(a, WEB_11);
 	expect_rollout(ro, "succeeded");
@@ -590,7 +575,7 @@ static void test_switch_waits_for_connections(void **state)
 				   ms);
 		printf("# drain: connection held %.1f s after drain, switch went on %.1f s after "
 		       "it closed (wait for connections %ld ms)\n",
-		       closed_at - drained_at, now_s() - closed_at, ms);
+		       closed_at - drained_at, th_now_s() - closed_at, ms);
 	}
 	free(rel11);
 	free(ro);
@@ -668,14 +653,14 @@ static void test_removal_drains_then_maint(void **state)
 	json_decref(api_call("DELETE", path, NULL, 202));
 	wait_answer(a, &h, port, DRAIN);
 	/* Held open: the bundles run on, the target stays draining. */
-	drained_at = now_s();
-	while (now_s() - drained_at < 1.5) {
+	drained_at = th_now_s();
+	while (th_now_s() - drained_at < 1.5) {
 		if (strcmp(check(&h, port), DRAIN) != 0 || !web_runs(a, web))
 			fail_agent(a,
 				   "the bundles stopped while a connection was open (answer "
 				   "\"%s\")",
 				   last_answer(&h));
-		pause_ms(CHECK_EVERY_MS);
+		th_pause_ms(CHECK_EVERY_MS);
 	}
 	t = target(a);
 	if (!jis(t, "state", "draining"))
@@ -685,15 +670,15 @@ static void test_removal_drains_then_maint(void **state)
 	wait_answer(a, &h, port, MAINT);
 	expect_heard(a, &h, 3, READY, DRAIN, MAINT);
 	assert_false(web_runs(a, web));
-	deadline = now_s() + CONVERGE_S;
+	deadline = th_now_s() + CONVERGE_S;
 	for (;;) {
 		t = target(a);
 		if (jis(t, "state", "removed"))
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "target never removed: %s", dump(t));
 		json_decref(t);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 	json_decref(t);
 	/* And it keeps saying so. */

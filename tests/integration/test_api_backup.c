@@ -38,21 +38,6 @@
 #define ROUNDS 3	/* backups taken while the writer runs */
 #define WARMUP_ROWS 100 /* rows committed before the first backup */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* ------------------------------------------------------------ child runs */
 
 struct run {
@@ -68,7 +53,7 @@ static void run_server_cmd(const char *dir, const char *const *args, struct run 
 	char *err_path = xasprintf("%s/cmd.err", dir);
 	const char *argv[16];
 	size_t argc = 0;
-	double deadline = now_s() + DEADLINE_S;
+	double deadline = th_now_s() + DEADLINE_S;
 	int status = 0;
 	size_t len;
 	pid_t pid;
@@ -92,13 +77,13 @@ static void run_server_cmd(const char *dir, const char *const *args, struct run 
 		_exit(127);
 	}
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			status = -1;
 			break;
 		}
-		pause_ms(5);
+		th_pause_ms(5);
 	}
 	r->status = status == -1	? -1
 		    : WIFEXITED(status) ? WEXITSTATUS(status)
@@ -383,14 +368,14 @@ static void test_backup_under_write_load(void **state)
 	w->srv = &fx->src;
 	assert_int_equal(pthread_create(&w->thread, NULL, write_loop, w), 0);
 	w->running = true;
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (writer_rows(w) < WARMUP_ROWS) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			writer_stop(w);
 			fail_msg("the writer committed %zu clusters in %d s (%zu errors: %s)",
 				 w->nrows, DEADLINE_S, w->errors, w->first_error);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 
 	for (int g = 1; g <= ROUNDS; g++) {

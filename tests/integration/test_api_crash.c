@@ -73,21 +73,6 @@ struct fixture {
 	CURLcode upload_result;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* xorshift64*: fast, and nothing a compressor can use. */
 static void *incompressible(size_t len, uint64_t seed)
 {
@@ -404,17 +389,17 @@ static long download_hash(struct fixture *fx, const char *path, char hex[TN_SHA2
  * least PARTIAL_AT bytes of it. */
 static void start_held_upload(struct fixture *fx, const char *tmp_dir)
 {
-	double deadline = now_s() + DEADLINE_S;
+	double deadline = th_now_s() + DEADLINE_S;
 	uint64_t partial;
 
 	assert_int_equal(pthread_create(&fx->uploader, NULL, upload_held, fx), 0);
 	fx->uploader_running = true;
 	while ((partial = largest_file(tmp_dir)) < PARTIAL_AT) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("after %d s the server's blobs/tmp holds no partial upload "
 				 "(largest file: %llu bytes)",
 				 DEADLINE_S, (unsigned long long)partial);
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 }
 
@@ -570,14 +555,14 @@ static void test_sigterm_mid_upload_with_open_stream(void **state)
 
 	/* Something for the stream to send: the token creation is an event. */
 	assert_int_equal(pthread_create(&sr.thread, NULL, read_stream, &sr), 0);
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (atomic_load(&sr.bytes) == 0) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			th_server_kill9(&fx->srv);
 			pthread_join(sr.thread, NULL);
 			fail_msg("the event stream sent nothing in %d s", DEADLINE_S);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	start_held_upload(fx, tmp_dir);
 
@@ -637,16 +622,16 @@ static void test_second_server_on_live_data_refused(void **state)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (stat(ready, &st) == 0 || now_s() > deadline) {
+		if (stat(ready, &st) == 0 || th_now_s() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			fail_msg("a second tender-server on a live data directory %s",
 				 stat(ready, &st) == 0 ? "started serving"
 						       : "neither served nor exited");
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 1);

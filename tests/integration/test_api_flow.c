@@ -47,14 +47,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ------------------------------------------------------------ helpers */
 
 static void expect_status(const struct th_response *r, long status, const char *what)
@@ -755,7 +747,7 @@ static void test_token_with_ttl_expires(void **state)
 	struct th_response r;
 	struct tm tm = {0};
 	time_t expires;
-	double deadline = now_s() + 10;
+	double deadline = th_now_s() + 10;
 	char *secret;
 
 	th_json(s, "POST", "/api/v1/tokens", s->admin_token,
@@ -777,7 +769,7 @@ static void test_token_with_ttl_expires(void **state)
 			break;
 		expect_status(&r, 200, "a token before its expiry");
 		th_response_free(&r);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("the token still works 10 s after it was made with ttl_s 2");
 		{
 			struct timespec ts = {0, 50 * 1000000L};
@@ -930,11 +922,11 @@ static void sse_open(struct th_server *s, struct sse *c, const char *last_event_
 /* Reads the stream until it holds needle, for at most deadline_s. */
 static bool sse_wait_for(struct sse *c, const char *needle, double deadline_s)
 {
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 	int running = 1;
 
 	while (!strstr(c->buf, needle)) {
-		if (!running || now_s() > deadline)
+		if (!running || th_now_s() > deadline)
 			return false;
 		curl_multi_perform(c->multi, &running);
 		if (!strstr(c->buf, needle))

@@ -187,21 +187,6 @@ static char *concrete_path(const char *pattern)
 
 /* ------------------------------------------------------------ fixtures */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* A token of role that expires a second from now (ttl_s 1); its secret,
  * or NULL when the server refused it. */
 static char *make_expiring_token(const char *name, const char *role)
@@ -223,7 +208,7 @@ static char *make_expiring_token(const char *name, const char *role)
 /* Polls until token is refused (401), at most DEADLINE_S; 0 once it is. */
 static int wait_expired(const char *token)
 {
-	double deadline = now_s() + DEADLINE_S;
+	double deadline = th_now_s() + DEADLINE_S;
 
 	for (;;) {
 		struct th_response r;
@@ -234,12 +219,12 @@ static int wait_expired(const char *token)
 		th_response_free(&r);
 		if (status == 401)
 			return 0;
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			fprintf(stderr, "a token with ttl_s 1 still answers %ld after %d s\n",
 				status, DEADLINE_S);
 			return -1;
 		}
-		pause_ms(50);
+		th_pause_ms(50);
 	}
 }
 
@@ -541,35 +526,35 @@ static void check_stream_ends(const char *token, const char *tag, void (*end_tok
 	assert_int_equal(pthread_create(&w.thread, NULL, watch, &w), 0);
 	/* The stream starts after the newest event at the time it is opened;
 	 * its first bytes (a comment) say it is open. */
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (!watcher_saw(&w, "")) {
-		if (now_s() > deadline || atomic_load(&w.done)) {
+		if (th_now_s() > deadline || atomic_load(&w.done)) {
 			watcher_stop(&w);
 			fail_msg("the event stream (status %ld) did not open", w.status);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	create_cluster(before);
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (!watcher_saw(&w, before)) {
-		if (now_s() > deadline || atomic_load(&w.done)) {
+		if (th_now_s() > deadline || atomic_load(&w.done)) {
 			watcher_stop(&w);
 			fail_msg(
 			    "the event stream (status %ld) did not deliver cluster.create of %s",
 			    w.status, before);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	end_token();
 	create_cluster(after); /* an event: wakes every stream */
-	deadline = now_s() + DEADLINE_S;
+	deadline = th_now_s() + DEADLINE_S;
 	while (!atomic_load(&w.done)) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			watcher_stop(&w);
 			fail_msg("the event stream of the %s token is still open %d s later", tag,
 				 DEADLINE_S);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	watcher_stop(&w);
 	if (strstr(w.body, after))

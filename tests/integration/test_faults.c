@@ -43,26 +43,6 @@
 #define TARGETS 3
 #define SETTLE_DEADLINE_S 90
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static bool is(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
@@ -164,7 +144,7 @@ static char *rollout(struct th_fleet *f, const char *dist, const char *strategy)
 	char *body = xasprintf(
 	    "{\"cluster\": \"educa\", \"distribution\": \"%s\", \"strategy\": %s}", dist, strategy);
 	json_t *r = post(f, "/api/v1/rollouts", body, 201);
-	char *id = xstrdup(str(r, "id"));
+	char *id = xstrdup(th_str(r, "id"));
 
 	json_decref(r);
 	free(body);
@@ -205,7 +185,7 @@ static const char *release_version(const char *release, char *buf, size_t size)
 static void assert_serving_what_reported(struct th_fleet *f, json_t *live)
 {
 	struct th_load *l = th_load_start(f->h.front_port, 2, 5);
-	double deadline = now_s() + SETTLE_DEADLINE_S;
+	double deadline = th_now_s() + SETTLE_DEADLINE_S;
 	const struct th_hit *hits;
 	size_t n, i, total, failed;
 	json_t *t;
@@ -219,14 +199,14 @@ static void assert_serving_what_reported(struct th_fleet *f, json_t *live)
 			size_t seen = 0;
 
 			for (size_t k = 0; k < n; k++)
-				seen += is(hits[k].target, str(t, "id"));
+				seen += is(hits[k].target, th_str(t, "id"));
 			all &= seen >= 3;
 		}
 		if (all)
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "not every target answered through HAProxy");
-		pause_ms(50);
+		th_pause_ms(50);
 	}
 	th_load_stop(l, &hits, &n);
 	th_load_counts(l, &total, &failed);
@@ -238,14 +218,14 @@ static void assert_serving_what_reported(struct th_fleet *f, json_t *live)
 		{
 			char version[32], want[64];
 
-			if (!is(hits[k].target, str(t, "id")))
+			if (!is(hits[k].target, th_str(t, "id")))
 				continue;
 			known = true;
 			snprintf(want, sizeof want, "educa-web %s ",
-				 release_version(str(t, "actual"), version, sizeof version));
+				 release_version(th_str(t, "actual"), version, sizeof version));
 			if (!starts(hits[k].body, want))
 				th_fleet_fail(f, "target %s reports %s, answers \"%s\"",
-					      str(t, "id"), str(t, "actual"), hits[k].body);
+					      th_str(t, "id"), th_str(t, "actual"), hits[k].body);
 		}
 		if (!known)
 			th_fleet_fail(f, "an answer from %s, not a live target", hits[k].target);
@@ -550,10 +530,10 @@ static unsigned outage_s(void)
  * fails; returns when it is over. */
 static void ride_out(struct th_fleet *f, struct th_load *l, unsigned seconds)
 {
-	double end = now_s() + seconds;
+	double end = th_now_s() + seconds;
 	size_t total, failed, up, all;
 
-	while (now_s() < end) {
+	while (th_now_s() < end) {
 		all = th_haproxy_members(&f->h, &up);
 		th_load_counts(l, &total, &failed);
 		if (all != TARGETS || up != TARGETS || failed != 0)
@@ -561,7 +541,7 @@ static void ride_out(struct th_fleet *f, struct th_load *l, unsigned seconds)
 				      "during the outage: %zu members, %zu up; %zu of %zu "
 				      "requests failed",
 				      all, up, failed, total);
-		pause_ms(500);
+		th_pause_ms(500);
 	}
 }
 
@@ -569,7 +549,7 @@ static void ride_out(struct th_fleet *f, struct th_load *l, unsigned seconds)
  * is stale. */
 static void wait_polling_again(struct th_fleet *f, const char *since)
 {
-	double deadline = now_s() + SETTLE_DEADLINE_S;
+	double deadline = th_now_s() + SETTLE_DEADLINE_S;
 
 	for (;;) {
 		json_t *all = th_fleet_get(f, "/api/v1/targets?cluster=educa&limit=500"), *t;
@@ -577,17 +557,17 @@ static void wait_polling_again(struct th_fleet *f, const char *since)
 
 		json_array_foreach(json_object_get(all, "items"), i, t)
 		{
-			const char *seen = str(t, "last_seen");
+			const char *seen = th_str(t, "last_seen");
 
-			fresh += seen && strcmp(seen, since) >= 0 && !is(str(t, "health"), "stale");
+			fresh += seen && strcmp(seen, since) >= 0 && !is(th_str(t, "health"), "stale");
 		}
 		json_decref(all);
 		if (fresh == TARGETS)
 			return;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "%zu of %d targets polled since %s", fresh, TARGETS,
 				      since);
-		pause_ms(200);
+		th_pause_ms(200);
 	}
 }
 
@@ -629,7 +609,7 @@ static void test_server_unreachable(void **state)
 	id = rollout(f, "educa@1.1", "{\"batch_size\": 1}");
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
 	json_decref(th_fleet_wait_running(f, TARGETS));
 	th_fleet_wait_members(f, TARGETS);
@@ -660,8 +640,8 @@ static const char *target_in(json_t *r, const char *state)
 	{
 		json_array_foreach(json_object_get(b, "targets"), j, t)
 		{
-			if (is(str(t, "state"), state))
-				return str(t, "id");
+			if (is(th_str(t, "state"), state))
+				return th_str(t, "id");
 		}
 	}
 	return NULL;
@@ -672,7 +652,7 @@ static const char *target_in(json_t *r, const char *state)
  * (caller frees). */
 static char *wait_drained_switch(struct th_fleet *f, const char *id, size_t index)
 {
-	double deadline = now_s() + SETTLE_DEADLINE_S;
+	double deadline = th_now_s() + SETTLE_DEADLINE_S;
 	char *path = xasprintf("/api/v1/rollouts/%s", id);
 
 	for (;;) {
@@ -686,21 +666,21 @@ static char *wait_drained_switch(struct th_fleet *f, const char *id, size_t inde
 			char status[32] = "";
 			long sessions = -1;
 
-			if (is(str(t, "state"), "switching") &&
-			    th_haproxy_server(&f->h, str(t, "id"), status, sizeof status,
+			if (is(th_str(t, "state"), "switching") &&
+			    th_haproxy_server(&f->h, th_str(t, "id"), status, sizeof status,
 					      &sessions) &&
 			    (starts(status, "DRAIN") || starts(status, "MAINT")) && sessions == 0)
-				victim = xstrdup(str(t, "id"));
+				victim = xstrdup(th_str(t, "id"));
 		}
 		json_decref(r);
 		if (victim) {
 			free(path);
 			return victim;
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "rollout %s: no drained target switching in batch %zu", id,
 				      index);
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 }
 
@@ -727,7 +707,7 @@ static void test_node_vanishes_mid_batch(void **state)
 	char version[32];
 
 	(void)state;
-	release_version(str(json_array_get(start, 0), "actual"), version, sizeof version);
+	release_version(th_str(json_array_get(start, 0), "actual"), version, sizeof version);
 	id = rollout(f, is(version, "1.1.0") ? "educa@1.0" : "educa@1.1",
 		     "{\"batch_size\": 1, \"health_timeout_s\": 10, \"failure_threshold\": 1, "
 		     "\"auto_rollback\": true}");
@@ -741,7 +721,7 @@ static void test_node_vanishes_mid_batch(void **state)
 	printf("# node %s killed and removed while switching\n", victim);
 
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back|aborted");
-	assert_string_equal(str(r, "state"), "rolled_back");
+	assert_string_equal(th_str(r, "state"), "rolled_back");
 	first = target_in(r, "reverted");
 	assert_non_null(first);
 	{
@@ -750,29 +730,29 @@ static void test_node_vanishes_mid_batch(void **state)
 
 		json_array_foreach(json_object_get(b, "targets"), i, t)
 		{
-			if (!is(str(t, "id"), victim))
+			if (!is(th_str(t, "id"), victim))
 				continue;
-			assert_string_equal(str(t, "state"), "failed");
-			assert_non_null(strstr(str(t, "message"), "health_timeout_s"));
+			assert_string_equal(th_str(t, "state"), "failed");
+			assert_non_null(strstr(th_str(t, "message"), "health_timeout_s"));
 		}
 	}
 	json_decref(r);
 
 	/* the victim shows stale once it has been silent long enough */
-	deadline = now_s() + SETTLE_DEADLINE_S;
+	deadline = th_now_s() + SETTLE_DEADLINE_S;
 	for (;;) {
 		t = target_get(f, victim);
-		if (is(str(t, "health"), "stale"))
+		if (is(th_str(t, "health"), "stale"))
 			break;
 		json_decref(t);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "target %s never stale", victim);
-		pause_ms(500);
+		th_pause_ms(500);
 	}
 	json_decref(t);
 
 	/* the others: on the release they started with, in service */
-	deadline = now_s() + SETTLE_DEADLINE_S;
+	deadline = th_now_s() + SETTLE_DEADLINE_S;
 	for (;;) {
 		size_t ok = 0, n = 0;
 		json_t *all = th_fleet_get(f, "/api/v1/targets?cluster=educa&limit=500");
@@ -781,19 +761,19 @@ static void test_node_vanishes_mid_batch(void **state)
 		{
 			char v[32];
 
-			if (is(str(t, "id"), victim) || is(str(t, "state"), "removed"))
+			if (is(th_str(t, "id"), victim) || is(th_str(t, "state"), "removed"))
 				continue;
 			n++;
-			ok += is(str(t, "health"), "healthy") && is(str(t, "phase"), "idle") &&
-			      is(release_version(str(t, "actual"), v, sizeof v), version) &&
-			      is(str(t, "actual"), str(json_object_get(t, "desired"), "release"));
+			ok += is(th_str(t, "health"), "healthy") && is(th_str(t, "phase"), "idle") &&
+			      is(release_version(th_str(t, "actual"), v, sizeof v), version) &&
+			      is(th_str(t, "actual"), th_str(json_object_get(t, "desired"), "release"));
 		}
 		json_decref(all);
 		if (ok == TARGETS - 1 && n == TARGETS - 1)
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "%zu of %d targets back on %s", ok, TARGETS - 1, version);
-		pause_ms(200);
+		th_pause_ms(200);
 	}
 
 	/* the vanished node goes with force */
@@ -802,15 +782,15 @@ static void test_node_vanishes_mid_batch(void **state)
 	if (resp.status != 202)
 		th_fleet_fail(f, "DELETE %s: %ld %s", path, resp.status, resp.body);
 	th_response_free(&resp);
-	deadline = now_s() + SETTLE_DEADLINE_S;
+	deadline = th_now_s() + SETTLE_DEADLINE_S;
 	for (;;) {
 		t = target_get(f, victim);
-		if (is(str(t, "state"), "removed"))
+		if (is(th_str(t, "state"), "removed"))
 			break;
 		json_decref(t);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "target %s not removed", victim);
-		pause_ms(200);
+		th_pause_ms(200);
 	}
 	json_decref(t);
 	th_fleet_wait_members(f, TARGETS - 1);

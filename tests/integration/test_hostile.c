@@ -55,21 +55,6 @@ static char *target_etag;  /* its desired document's ETag (quoted) */
 
 /* ------------------------------------------------------------ helpers */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 struct resp {
 	long status;
 	char *body;
@@ -425,7 +410,7 @@ static void test_bad_credentials_are_rate_limited(void **state)
 	json_decref(events);
 	assert_int_equal(refused_audits, 3);
 	/* the refused address recovers after the window */
-	t0 = now_s();
+	t0 = th_now_s();
 	for (;;) {
 		long status;
 
@@ -436,14 +421,14 @@ static void test_bad_credentials_are_rate_limited(void **state)
 		if (status == 200)
 			break;
 		assert_int_equal(status, 429);
-		if (now_s() - t0 > DEADLINE_S)
+		if (th_now_s() - t0 > DEADLINE_S)
 			fail_msg("%s still refused after %d s", kinds[0].src, DEADLINE_S);
-		pause_ms(200);
+		th_pause_ms(200);
 	}
 	printf("# rate limit: %d kinds of secret refused with 429 past %d failures; other "
 	       "addresses served; %s served again %.1f s later (window %d s); 3 log lines, "
 	       "3 audit entries\n",
-	       cases, AUTH_LIMIT, kinds[0].src, now_s() - t0, AUTH_WINDOW_S);
+	       cases, AUTH_LIMIT, kinds[0].src, th_now_s() - t0, AUTH_WINDOW_S);
 }
 
 /* ------------------------------------------------------------ 2. paths */
@@ -706,19 +691,19 @@ static void test_slow_clients(void **state)
 	(void)state;
 	for (int i = 0; i < SLOW_CLIENTS; i++) {
 		fds[i] = connect_raw();
-		opened[i] = now_s();
+		opened[i] = th_now_s();
 		closed_at[i] = 0;
 	}
 	for (size_t b = 0; b < first; b++) {
 		for (int i = 0; i < SLOW_CLIENTS; i++)
 			if (send(fds[i], head + b, 1, MSG_NOSIGNAL) != 1 && errno != EAGAIN)
 				fail_msg("slow client %d: send: %s", i, strerror(errno));
-		last_byte = now_s();
-		pause_ms(100);
+		last_byte = th_now_s();
+		th_pause_ms(100);
 	}
 	/* while they hold their connections, others are served; until the
 	 * server has cut every one of them */
-	t0 = now_s();
+	t0 = th_now_s();
 	while (nclosed < SLOW_CLIENTS) {
 		/* the trickling half: one more byte each round (a round takes
 		 * about the long-poll's 1 s wait, under the 3 s timeout) */
@@ -736,10 +721,10 @@ static void test_slow_clients(void **state)
 		polls++;
 		for (int i = 0; i < SLOW_CLIENTS; i++)
 			if (!closed_at[i] && closed_by_server(fds[i])) {
-				closed_at[i] = now_s();
+				closed_at[i] = th_now_s();
 				nclosed++;
 			}
-		if (now_s() - t0 > DEADLINE_S)
+		if (th_now_s() - t0 > DEADLINE_S)
 			fail_msg("%zu of %d slow clients still connected after %d s", nclosed,
 				 SLOW_CLIENTS, DEADLINE_S);
 	}

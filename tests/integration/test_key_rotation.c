@@ -41,21 +41,6 @@ struct fx {
 
 static struct fx the_fx;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static const char *jstr(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
@@ -113,13 +98,13 @@ static void expect_pinned(const struct th_agent *a, const char *want)
 static void wait_serves(const struct th_agent *a, const char *want)
 {
 	char *url = xasprintf("http://127.0.0.1:%d/", a->port_base);
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 	char body[512] = "";
 
 	while (!(th_get(url, body, sizeof body) == 200 && strstr(body, want))) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, "its web bundle never answered the page wanted");
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 	free(url);
 }
@@ -127,12 +112,12 @@ static void wait_serves(const struct th_agent *a, const char *want)
 /* Waits until the agent's log holds needle. */
 static void wait_log(const struct th_agent *a, const char *needle)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	while (!th_agent_log_has(a, needle)) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_agent(a, needle);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -152,7 +137,7 @@ static char *rollout(const char *body)
 static void wait_rollout_succeeded(const char *id)
 {
 	char *path = xasprintf("/api/v1/rollouts/%s", id);
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 
 	for (;;) {
 		json_t *r = api("GET", path, NULL, 200);
@@ -167,10 +152,10 @@ static void wait_rollout_succeeded(const char *id)
 
 			fail_msg("rollout %s ended %s: %s", id, state, s);
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("rollout %s did not end in time", id);
 		json_decref(r);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 	free(path);
 }

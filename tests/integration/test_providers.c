@@ -53,21 +53,6 @@ struct fx {
 
 /* ------------------------------------------------------------ helpers */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static void arg(struct fx *f, const char *fmt, ...) TN_PRINTF(2, 3);
 
 static void arg(struct fx *f, const char *fmt, ...)
@@ -94,11 +79,6 @@ static void expect_status(const struct th_response *r, long status, const char *
 {
 	if (r->status != status)
 		fail_msg("%s: want %ld, got %ld %s", what, status, r->status, r->body);
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
 }
 
 static void get(struct fx *f, const char *path, const char *token, struct th_response *r)
@@ -196,12 +176,12 @@ static void dump_targets(struct fx *f, const char *cluster)
 	json_array_foreach(all, i, t)
 	{
 		char *text = json_dumps(t, JSON_COMPACT);
-		char *log = xasprintf("%s/var/nodes/%s/agent.log", f->srv.data_dir, str(t, "id"));
+		char *log = xasprintf("%s/var/nodes/%s/agent.log", f->srv.data_dir, th_str(t, "id"));
 		char *tail = NULL;
 		size_t len = 0;
 
 		fprintf(stderr, "# target %s\n", text);
-		if (strcmp(str(t, "state"), "running") != 0 &&
+		if (strcmp(th_str(t, "state"), "running") != 0 &&
 		    tn_read_file(log, 1 << 20, &tail, &len, NULL) == 0)
 			fprintf(stderr, "# its agent's log (end):\n%s\n",
 				len > 3000 ? tail + len - 3000 : tail);
@@ -216,7 +196,7 @@ static void dump_targets(struct fx *f, const char *cluster)
  * running, healthy and on their desired release; returns them. */
 static json_t *wait_running(struct fx *f, const char *cluster, size_t n)
 {
-	double deadline = now_s() + NODE_DEADLINE_S;
+	double deadline = th_now_s() + NODE_DEADLINE_S;
 
 	for (;;) {
 		json_t *all = targets(f, cluster, NULL), *live = json_array(), *t;
@@ -225,14 +205,14 @@ static json_t *wait_running(struct fx *f, const char *cluster, size_t n)
 
 		json_array_foreach(all, i, t)
 		{
-			const char *actual = str(t, "actual");
-			const char *desired = str(json_object_get(t, "desired"), "release");
+			const char *actual = th_str(t, "actual");
+			const char *desired = th_str(json_object_get(t, "desired"), "release");
 
-			if (strcmp(str(t, "state"), "removed") == 0)
+			if (strcmp(th_str(t, "state"), "removed") == 0)
 				continue;
 			json_array_append(live, t);
-			if (strcmp(str(t, "state"), "running") != 0 ||
-			    strcmp(str(t, "health"), "healthy") != 0 || !actual || !desired ||
+			if (strcmp(th_str(t, "state"), "running") != 0 ||
+			    strcmp(th_str(t, "health"), "healthy") != 0 || !actual || !desired ||
 			    strcmp(actual, desired) != 0)
 				ok = false;
 		}
@@ -240,40 +220,40 @@ static json_t *wait_running(struct fx *f, const char *cluster, size_t n)
 		if (ok && json_array_size(live) == n)
 			return live;
 		json_decref(live);
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			dump_targets(f, cluster);
 			dump_log(f);
 			fail_msg("cluster %s: %zu targets not running and healthy within %d s",
 				 cluster, n, NODE_DEADLINE_S);
 		}
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 }
 
 /* Waits until target id is in state; returns it. */
 static json_t *wait_state(struct fx *f, const char *id, const char *state, double deadline_s)
 {
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 
 	for (;;) {
 		json_t *t = target(f, id);
 
-		if (strcmp(str(t, "state"), state) == 0)
+		if (strcmp(th_str(t, "state"), state) == 0)
 			return t;
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			char *text = json_dumps(t, JSON_COMPACT);
 
 			fail_msg("target %s not %s within %.0f s: %s", id, state, deadline_s, text);
 		}
 		json_decref(t);
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 }
 
 /* The port block of a local node: its instance is "ID:PORT". */
 static unsigned local_port(json_t *t)
 {
-	const char *instance = str(t, "instance");
+	const char *instance = th_str(t, "instance");
 	const char *colon = instance ? strrchr(instance, ':') : NULL;
 
 	assert_non_null(colon);
@@ -284,22 +264,22 @@ static unsigned local_port(json_t *t)
  * deadline: a switch may still be on its way). */
 static void expect_serves(const char *url, const char *want)
 {
-	double deadline = now_s() + SHORT_DEADLINE_S;
+	double deadline = th_now_s() + SHORT_DEADLINE_S;
 	char body[512];
 	long status;
 
 	while ((status = th_get(url, body, sizeof body)) != 200 ||
 	       strncmp(body, want, strlen(want)) != 0) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("%s: want 200 \"%s...\", got %ld \"%s\"", url, want, status, body);
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 }
 
 static void expect_serves_local(json_t *t, const char *greeting)
 {
 	char *url = xasprintf("http://127.0.0.1:%u/", local_port(t));
-	char *want = xasprintf("educa-web 1.0.0 on %s: %s", str(t, "id"), greeting);
+	char *want = xasprintf("educa-web 1.0.0 on %s: %s", th_str(t, "id"), greeting);
 
 	expect_serves(url, want);
 	free(want);
@@ -313,8 +293,8 @@ static bool has_event(json_t *events, const char *action, const char *object)
 
 	json_array_foreach(events, i, e)
 	{
-		if (strcmp(str(e, "action"), action) == 0 &&
-		    (!object || (str(e, "object_id") && strcmp(str(e, "object_id"), object) == 0)))
+		if (strcmp(th_str(e, "action"), action) == 0 &&
+		    (!object || (th_str(e, "object_id") && strcmp(th_str(e, "object_id"), object) == 0)))
 			return true;
 	}
 	return false;
@@ -410,9 +390,9 @@ static void test_local_lifecycle(void **state)
 	assert_int_equal(json_array_size(items), 3);
 	json_array_foreach(items, i, t)
 	{
-		assert_string_equal(str(t, "state"), "provisioning");
-		assert_string_equal(str(t, "provider"), "local");
-		assert_string_equal(str(t, "cluster"), "educa");
+		assert_string_equal(th_str(t, "state"), "provisioning");
+		assert_string_equal(th_str(t, "provider"), "local");
+		assert_string_equal(th_str(t, "cluster"), "educa");
 	}
 	th_response_free(&r);
 
@@ -422,29 +402,29 @@ static void test_local_lifecycle(void **state)
 	assert_int_equal(th_cmdline_under(f->srv.data_dir, "tne_"), 0);
 	json_array_foreach(live, i, t)
 	{
-		char *node = node_dir(f, str(t, "id"));
+		char *node = node_dir(f, th_str(t, "id"));
 		char *token_file = xasprintf("%s/enroll-token", node);
 
 		assert_int_equal(access(token_file, F_OK), -1);
 		free(token_file);
 		free(node);
-		assert_string_equal(str(t, "address"), "127.0.0.1");
+		assert_string_equal(th_str(t, "address"), "127.0.0.1");
 		assert_int_equal(json_integer_value(json_object_get(t, "agent_port")),
 				 local_port(t) + 9);
 		expect_serves_local(t, "hello from 1.0");
 	}
-	keep_id = xstrdup(str(json_array_get(live, 0), "id"));
-	gone_id = xstrdup(str(json_array_get(live, 1), "id"));
+	keep_id = xstrdup(th_str(json_array_get(live, 0), "id"));
+	gone_id = xstrdup(th_str(json_array_get(live, 1), "id"));
 	json_decref(live);
 
 	/* a copy: same cluster, provider and config, on the current release */
 	path = xasprintf("/api/v1/targets/%s/copy", keep_id);
 	call(f, "POST", path, NULL, &r);
 	expect_status(&r, 202, "copy");
-	assert_string_equal(str(r.json, "state"), "provisioning");
-	assert_string_equal(str(r.json, "provider"), "local");
-	assert_string_equal(str(r.json, "cluster"), "educa");
-	copy_id = xstrdup(str(r.json, "id"));
+	assert_string_equal(th_str(r.json, "state"), "provisioning");
+	assert_string_equal(th_str(r.json, "provider"), "local");
+	assert_string_equal(th_str(r.json, "cluster"), "educa");
+	copy_id = xstrdup(th_str(r.json, "id"));
 	th_response_free(&r);
 	free(path);
 	live = wait_running(f, "educa", 4);
@@ -481,7 +461,7 @@ static void test_local_lifecycle(void **state)
 	path = xasprintf("/api/v1/targets/%s", gone_id);
 	call(f, "DELETE", path, NULL, &r);
 	expect_status(&r, 202, "delete");
-	assert_string_equal(str(r.json, "state"), "draining");
+	assert_string_equal(th_str(r.json, "state"), "draining");
 	th_response_free(&r);
 	t = wait_state(f, gone_id, "removed", NODE_DEADLINE_S);
 	json_decref(t);
@@ -532,17 +512,17 @@ static void test_local_lifecycle(void **state)
 		th_server_restart(&f->srv, (const char *const *)f->args);
 		now = time(NULL);
 		strftime(t0, sizeof t0, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-		deadline = now_s() + NODE_DEADLINE_S;
+		deadline = th_now_s() + NODE_DEADLINE_S;
 		for (;;) {
 			json_t *all = targets(f, "educa", "running");
 			size_t fresh = 0;
 
 			json_array_foreach(all, i, t)
 			{
-				const char *seen = str(t, "last_seen");
+				const char *seen = th_str(t, "last_seen");
 
 				if (seen && strcmp(seen, t0) >= 0 &&
-				    strcmp(str(t, "health"), "healthy") == 0)
+				    strcmp(th_str(t, "health"), "healthy") == 0)
 					fresh++;
 			}
 			if (fresh == 3 && json_array_size(all) == 3) {
@@ -551,11 +531,11 @@ static void test_local_lifecycle(void **state)
 				break;
 			}
 			json_decref(all);
-			if (now_s() > deadline) {
+			if (th_now_s() > deadline) {
 				dump_targets(f, "educa");
 				fail_msg("the nodes did not poll the restarted server");
 			}
-			pause_ms(100);
+			th_pause_ms(100);
 		}
 	}
 
@@ -588,7 +568,7 @@ static void test_local_lifecycle(void **state)
 		call(f, "POST", "/api/v1/enrollment-tokens",
 		     "{\"cluster\": \"educa\", \"uses\": 1}", &r);
 		expect_status(&r, 201, "enrollment token");
-		token = xstrdup(str(r.json, "token"));
+		token = xstrdup(th_str(r.json, "token"));
 		th_response_free(&r);
 
 		base_s = xasprintf("%u", base);
@@ -610,24 +590,24 @@ static void test_local_lifecycle(void **state)
 			fail_msg("install.sh exited with %d", rc);
 		}
 		assert_int_equal(access(agent, X_OK), 0);
-		deadline = now_s() + NODE_DEADLINE_S;
+		deadline = th_now_s() + NODE_DEADLINE_S;
 		while (!found) {
 			json_t *all = targets(f, "educa", "running");
 
 			json_array_foreach(all, i, t)
 			{
-				if (strcmp(str(t, "provider"), "manual") == 0 &&
-				    strcmp(str(t, "health"), "healthy") == 0)
-					found = xstrdup(str(t, "id"));
+				if (strcmp(th_str(t, "provider"), "manual") == 0 &&
+				    strcmp(th_str(t, "health"), "healthy") == 0)
+					found = xstrdup(th_str(t, "id"));
 			}
 			json_decref(all);
-			if (!found && now_s() > deadline) {
+			if (!found && th_now_s() > deadline) {
 				dump_targets(f, "educa");
 				fail_msg("the hand-installed node did not join within %d s",
 					 NODE_DEADLINE_S);
 			}
 			if (!found)
-				pause_ms(100);
+				th_pause_ms(100);
 		}
 		url = xasprintf("http://127.0.0.1:%u/", base);
 		want = xasprintf("educa-web 1.0.0 on %s: hello from 1.0", found);
@@ -673,7 +653,7 @@ static char *create_one(struct fx *f, const char *body, long want)
 	call(f, "POST", "/api/v1/targets", body, &r);
 	expect_status(&r, want, body);
 	if (want == 202)
-		id = xstrdup(str(json_array_get(json_object_get(r.json, "items"), 0), "id"));
+		id = xstrdup(th_str(json_array_get(json_object_get(r.json, "items"), 0), "id"));
 	th_response_free(&r);
 	return id;
 }
@@ -683,17 +663,17 @@ static void expect_failed(struct fx *f, const char *id, const char *reason)
 	json_t *t = wait_state(f, id, "failed", SHORT_DEADLINE_S);
 	json_t *last = json_object_get(t, "last_result");
 	char *dir = node_dir(f, id);
-	double deadline = now_s() + SHORT_DEADLINE_S;
+	double deadline = th_now_s() + SHORT_DEADLINE_S;
 
-	assert_string_equal(str(last, "result"), "failed");
-	if (!strstr(str(last, "message"), reason))
+	assert_string_equal(th_str(last, "result"), "failed");
+	if (!strstr(th_str(last, "message"), reason))
 		fail_msg("target %s: want a reason with \"%s\", got \"%s\"", id, reason,
-			 str(last, "message"));
+			 th_str(last, "message"));
 	/* nothing of the node is left */
 	while (exists(dir) || th_procs_under(dir)) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("node %s still has processes or its directory", id);
-		pause_ms(50);
+		th_pause_ms(50);
 	}
 	json_decref(t);
 	free(dir);
@@ -727,12 +707,12 @@ static void test_failures(void **state)
 		json_t *items = json_object_get(r.json, "items");
 		json_t *local = json_array_get(items, 0), *netns = json_array_get(items, 1);
 
-		assert_string_equal(str(local, "name"), "local");
+		assert_string_equal(th_str(local, "name"), "local");
 		assert_true(json_is_true(json_object_get(local, "available")));
-		assert_string_equal(str(json_object_get(local, "settings"), "agent"), fake);
-		assert_string_equal(str(netns, "name"), "netns");
+		assert_string_equal(th_str(json_object_get(local, "settings"), "agent"), fake);
+		assert_string_equal(th_str(netns, "name"), "netns");
 		assert_false(json_is_true(json_object_get(netns, "available")));
-		assert_non_null(str(netns, "reason"));
+		assert_non_null(th_str(netns, "reason"));
 	}
 	th_response_free(&r);
 
@@ -799,11 +779,11 @@ static void test_failures(void **state)
 
 		json_array_foreach(all, i, t)
 		{
-			path = xasprintf("/api/v1/targets/%s", str(t, "id"));
+			path = xasprintf("/api/v1/targets/%s", th_str(t, "id"));
 			call(f, "DELETE", path, NULL, &r);
 			expect_status(&r, 202, "delete a failed target");
 			th_response_free(&r);
-			json_decref(wait_state(f, str(t, "id"), "removed", SHORT_DEADLINE_S));
+			json_decref(wait_state(f, th_str(t, "id"), "removed", SHORT_DEADLINE_S));
 			free(path);
 		}
 		json_decref(all);
@@ -884,9 +864,9 @@ static void test_netns(void **state)
 	get(f, "/api/v1/providers", NULL, &r);
 	expect_status(&r, 200, "providers");
 	t = json_array_get(json_object_get(r.json, "items"), 1);
-	assert_string_equal(str(t, "name"), "netns");
+	assert_string_equal(th_str(t, "name"), "netns");
 	if (!json_is_true(json_object_get(t, "available")))
-		fail_msg("netns unavailable: %s", str(t, "reason"));
+		fail_msg("netns unavailable: %s", th_str(t, "reason"));
 	th_response_free(&r);
 
 	upload_educa(f);
@@ -897,16 +877,16 @@ static void test_netns(void **state)
 	live = wait_running(f, "net", 3);
 	json_array_foreach(live, i, t)
 	{
-		const char *addr = str(t, "address");
+		const char *addr = th_str(t, "address");
 		char *url = xasprintf("http://%s:8000/", addr);
-		char *want = xasprintf("educa-web 1.0.0 on %s: hello from 1.0", str(t, "id"));
+		char *want = xasprintf("educa-web 1.0.0 on %s: hello from 1.0", th_str(t, "id"));
 		char *subnet = xasprintf("10.213.%u.", net);
 
-		assert_string_equal(str(t, "provider"), "netns");
-		assert_int_equal(strncmp(str(t, "instance"), f->prefix, strlen(f->prefix)), 0);
+		assert_string_equal(th_str(t, "provider"), "netns");
+		assert_int_equal(strncmp(th_str(t, "instance"), f->prefix, strlen(f->prefix)), 0);
 		assert_int_equal(strncmp(addr, subnet, strlen(subnet)), 0);
 		for (size_t j = 0; j < i; j++)
-			assert_string_not_equal(addr, str(json_array_get(live, j), "address"));
+			assert_string_not_equal(addr, th_str(json_array_get(live, j), "address"));
 		expect_serves(url, want);
 		free(subnet);
 		free(want);
@@ -916,7 +896,7 @@ static void test_netns(void **state)
 	/* removed, and the server stopped: nothing of the provider's is left */
 	json_array_foreach(live, i, t)
 	{
-		char *path = xasprintf("/api/v1/targets/%s", str(t, "id"));
+		char *path = xasprintf("/api/v1/targets/%s", th_str(t, "id"));
 
 		call(f, "DELETE", path, NULL, &r);
 		expect_status(&r, 202, "delete a netns target");
@@ -924,15 +904,15 @@ static void test_netns(void **state)
 		free(path);
 	}
 	json_array_foreach(live, i, t)
-	    json_decref(wait_state(f, str(t, "id"), "removed", NODE_DEADLINE_S));
+	    json_decref(wait_state(f, th_str(t, "id"), "removed", NODE_DEADLINE_S));
 	json_decref(live);
 	assert_int_equal(th_procs_under(f->srv.data_dir), 0);
 	stop_clean(f);
-	deadline = now_s() + SHORT_DEADLINE_S;
+	deadline = th_now_s() + SHORT_DEADLINE_S;
 	while (th_netns_leftovers(f->prefix, names, sizeof names)) {
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("left behind by the netns provider: %s", names);
-		pause_ms(50);
+		th_pause_ms(50);
 	}
 	free(leftover);
 	free(leftlink);

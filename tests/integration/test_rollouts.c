@@ -34,26 +34,6 @@
 
 #define TARGETS 5
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static bool is(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
@@ -112,9 +92,9 @@ static char *rollout(struct th_fleet *f, const char *dist, const char *strategy)
 	char *body = xasprintf("{\"cluster\": \"educa\", \"distribution\": \"%s\", \"strategy\": %s}",
 			       dist, strategy);
 	json_t *r = post(f, "/api/v1/rollouts", body, 201);
-	char *id = xstrdup(str(r, "id"));
+	char *id = xstrdup(th_str(r, "id"));
 
-	assert_string_equal(str(r, "state"), "pending_approval");
+	assert_string_equal(th_str(r, "state"), "pending_approval");
 	json_decref(r);
 	free(body);
 	return id;
@@ -132,7 +112,7 @@ static void act(struct th_fleet *f, const char *id, const char *verb)
 static void wait_prepared(struct th_fleet *f, const char *id, size_t n)
 {
 	char *path = xasprintf("/api/v1/rollouts/%s", id);
-	double deadline = now_s() + TH_FLEET_NODE_DEADLINE_S;
+	double deadline = th_now_s() + TH_FLEET_NODE_DEADLINE_S;
 
 	for (;;) {
 		json_t *r = th_fleet_get(f, path);
@@ -141,10 +121,10 @@ static void wait_prepared(struct th_fleet *f, const char *id, size_t n)
 		json_decref(r);
 		if (prepared == (json_int_t)n)
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "rollout %s: %lld of %zu targets prepared", id,
 				      (long long)prepared, n);
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 	free(path);
 }
@@ -155,7 +135,7 @@ static size_t count_on(json_t *live, const char *dist_prefix)
 	json_t *t;
 	size_t i, n = 0;
 
-	json_array_foreach(live, i, t) n += starts(str(t, "actual"), dist_prefix);
+	json_array_foreach(live, i, t) n += starts(th_str(t, "actual"), dist_prefix);
 	return n;
 }
 
@@ -167,8 +147,8 @@ static const char *part_of(json_t *r, const char *target)
 
 	json_array_foreach(json_object_get(r, "batches"), i, b) {
 		json_array_foreach(json_object_get(b, "targets"), j, t) {
-			if (is(str(t, "id"), target))
-				return str(t, "state");
+			if (is(th_str(t, "id"), target))
+				return th_str(t, "state");
 		}
 	}
 	return NULL;
@@ -228,20 +208,20 @@ static void test_canary_pause_then_finish(void **state)
 	json_decref(r);
 	wait_prepared(f, id, TARGETS);
 
-	t0 = now_s();
+	t0 = th_now_s();
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "paused");
 	live = th_fleet_wait_running(f, TARGETS);
 	assert_int_equal(count_on(live, "educa@1.1.0+"), 1);
-	assert_string_equal(str(json_array_get(json_object_get(r, "batches"), 0), "state"), "done");
-	assert_string_equal(str(json_array_get(json_object_get(r, "batches"), 1), "state"),
+	assert_string_equal(th_str(json_array_get(json_object_get(r, "batches"), 0), "state"), "done");
+	assert_string_equal(th_str(json_array_get(json_object_get(r, "batches"), 1), "state"),
 			    "pending");
 	json_decref(live);
 	json_decref(r);
 
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	assert_int_equal(json_array_size(json_object_get(r, "approvals")), 2);
 	assert_int_equal(json_integer_value(json_object_get(
 			     json_array_get(json_object_get(r, "approvals"), 1), "batch")),
@@ -254,11 +234,11 @@ static void test_canary_pause_then_finish(void **state)
 	tr = stop_traffic(l);
 	printf("# canary rollout 1.0 -> 1.1 of %d targets: %.1f s, %zu requests, %zu failed "
 	       "(%zu answered by 1.0, %zu by 1.1)\n",
-	       TARGETS, now_s() - t0, tr.total, tr.failed, tr.on[0], tr.on[1]);
+	       TARGETS, th_now_s() - t0, tr.total, tr.failed, tr.on[0], tr.on[1]);
 	assert_int_equal(tr.failed, 0);
 	assert_true(tr.on[0] > 0 && tr.on[1] > 0);
 	r = th_fleet_get(f, "/api/v1/clusters/educa");
-	assert_string_equal(str(json_object_get(r, "revision"), "distribution"), "educa@1.1.0");
+	assert_string_equal(th_str(json_object_get(r, "revision"), "distribution"), "educa@1.1.0");
 	json_decref(r);
 	free(id);
 }
@@ -276,26 +256,26 @@ static void test_broken_canary_rolls_back(void **state)
 	wait_prepared(f, id, TARGETS);
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back|paused");
-	assert_string_equal(str(r, "state"), "rolled_back");
+	assert_string_equal(th_str(r, "state"), "rolled_back");
 	live = th_fleet_wait_running(f, TARGETS);
 	/* everyone on the release it ran before, the same one */
 	json_array_foreach(live, i, t) {
 		json_t *b = json_array_get(before, i);
-		const char *part = part_of(r, str(t, "id"));
+		const char *part = part_of(r, th_str(t, "id"));
 
-		assert_string_equal(str(t, "id"), str(b, "id"));
-		assert_string_equal(str(t, "actual"), str(b, "actual"));
+		assert_string_equal(th_str(t, "id"), th_str(b, "id"));
+		assert_string_equal(th_str(t, "actual"), th_str(b, "actual"));
 		if (is(part, "failed")) {
 			assert_null(canary);
-			canary = str(t, "id");
-			assert_string_equal(str(json_object_get(t, "last_result"), "result"),
+			canary = th_str(t, "id");
+			assert_string_equal(th_str(json_object_get(t, "last_result"), "result"),
 					    "failed");
-			assert_non_null(strstr(str(json_object_get(t, "last_result"), "message"),
+			assert_non_null(strstr(th_str(json_object_get(t, "last_result"), "message"),
 					       "HTTP 503"));
 		} else {
 			/* never switched */
 			assert_string_equal(part, "skipped");
-			assert_string_equal(str(json_object_get(t, "last_result"), "result"),
+			assert_string_equal(th_str(json_object_get(t, "last_result"), "result"),
 					    "succeeded");
 		}
 	}
@@ -308,7 +288,7 @@ static void test_broken_canary_rolls_back(void **state)
 	assert_int_equal(tr.on[2], 0);
 	json_decref(r);
 	r = th_fleet_get(f, "/api/v1/clusters/educa");
-	assert_string_equal(str(json_object_get(r, "revision"), "distribution"), "educa@1.1.0");
+	assert_string_equal(th_str(json_object_get(r, "revision"), "distribution"), "educa@1.1.0");
 	json_decref(r);
 	json_decref(live);
 	json_decref(before);
@@ -318,7 +298,7 @@ static void test_broken_canary_rolls_back(void **state)
 /* Waits until some target of the rollout is switching. */
 static void wait_switching(struct th_fleet *f, const char *id)
 {
-	double deadline = now_s() + TH_FLEET_NODE_DEADLINE_S;
+	double deadline = th_now_s() + TH_FLEET_NODE_DEADLINE_S;
 	char *path = xasprintf("/api/v1/rollouts/%s", id);
 
 	for (;;) {
@@ -328,14 +308,14 @@ static void wait_switching(struct th_fleet *f, const char *id)
 
 		json_array_foreach(json_object_get(r, "batches"), i, b) {
 			json_array_foreach(json_object_get(b, "targets"), j, t) switching |=
-			    is(str(t, "state"), "switching");
+			    is(th_str(t, "state"), "switching");
 		}
 		json_decref(r);
 		if (switching)
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "rollout %s: no target switching", id);
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	free(path);
 }
@@ -353,7 +333,7 @@ static void test_server_killed_mid_batch(void **state)
 	th_server_kill9(&f->srv);
 	th_server_restart(&f->srv, (const char *const *)f->args);
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
 	live = th_fleet_wait_running(f, TARGETS);
 	assert_int_equal(count_on(live, "educa@1.0.0+"), TARGETS);
@@ -381,8 +361,8 @@ static void test_abort_after_first_batch(void **state)
 	r = th_fleet_wait_rollout(f, id, "aborted");
 	json_array_foreach(json_object_get(r, "batches"), i, b) {
 		json_array_foreach(json_object_get(b, "targets"), j, t) {
-			reverted += is(str(t, "state"), "reverted");
-			skipped += is(str(t, "state"), "skipped");
+			reverted += is(th_str(t, "state"), "reverted");
+			skipped += is(th_str(t, "state"), "skipped");
 		}
 	}
 	assert_int_equal(reverted, 2);
@@ -429,19 +409,19 @@ static void test_undo_without_download(void **state)
 
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
 	json_decref(th_fleet_wait_running(f, TARGETS));
 	downloads = blob_downloads(f);
 
 	r = post(f, "/api/v1/clusters/educa/undo", "{\"strategy\": {\"batch_size\": 5}}", 201);
-	undo = xstrdup(str(r, "id"));
-	assert_string_equal(str(r, "to"), "educa@1.0.0");
-	assert_string_equal(str(r, "state"), "pending_approval");
+	undo = xstrdup(th_str(r, "id"));
+	assert_string_equal(th_str(r, "to"), "educa@1.0.0");
+	assert_string_equal(th_str(r, "state"), "pending_approval");
 	json_decref(r);
 	act(f, undo, "approve");
 	r = th_fleet_wait_rollout(f, undo, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
 	live = th_fleet_wait_running(f, TARGETS);
 	assert_int_equal(count_on(live, "educa@1.0.0+"), TARGETS);
@@ -457,12 +437,12 @@ static void test_copy_joins_the_rollout(void **state)
 	struct th_fleet *f = fleet(state);
 	char *id = rollout(f, "educa@1.1", "{\"batch_size\": 2}");
 	json_t *live = th_fleet_wait_running(f, TARGETS), *r, *copy;
-	char *path = xasprintf("/api/v1/targets/%s/copy", str(json_array_get(live, 0), "id"));
+	char *path = xasprintf("/api/v1/targets/%s/copy", th_str(json_array_get(live, 0), "id"));
 	char *copy_id;
 
 	copy = post(f, path, NULL, 202);
 	/* the new target itself (docs/api.md), as POST .../copy answers it */
-	copy_id = xstrdup(str(copy, "id") ? str(copy, "id") : "");
+	copy_id = xstrdup(th_str(copy, "id") ? th_str(copy, "id") : "");
 	if (!copy_id[0] || !starts(copy_id, "t-")) {
 		char *text = json_dumps(copy, 0);
 
@@ -477,7 +457,7 @@ static void test_copy_joins_the_rollout(void **state)
 	json_decref(r);
 	act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
-	assert_string_equal(str(r, "state"), "succeeded");
+	assert_string_equal(th_str(r, "state"), "succeeded");
 	assert_string_equal(part_of(r, copy_id), "succeeded");
 	json_decref(r);
 	json_decref(live);

@@ -39,21 +39,6 @@ struct fx {
 
 static struct fx the_fx;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static char *file_in(const char *name)
 {
 	return xasprintf("%s/%s", the_fx.dir, name);
@@ -189,7 +174,7 @@ static char *enroll_token(const char *cluster, int uses)
 /* Waits until target id runs its desired release, healthy. */
 static json_t *wait_running(const char *id)
 {
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 	char *path = xasprintf("/api/v1/targets/%s", id);
 
 	for (;;) {
@@ -204,13 +189,13 @@ static json_t *wait_running(const char *id)
 			free(path);
 			return t;
 		}
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			char *s = json_dumps(t, JSON_COMPACT);
 
 			fail_msg("target %s never ran healthy: %s", id, s);
 		}
 		json_decref(t);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 }
 
@@ -220,15 +205,15 @@ static void wait_serves(int port, const char *id)
 {
 	char *url = xasprintf("http://127.0.0.1:%d/", port);
 	char *want = xasprintf("educa-web 1.0.0 on %s: hello from 1.0\n", id);
-	double deadline = now_s() + CONVERGE_S;
+	double deadline = th_now_s() + CONVERGE_S;
 	char body[512];
 
 	for (;;) {
 		if (th_get(url, body, sizeof body) == 200 && strcmp(body, want) == 0)
 			break;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fail_msg("%s never answered \"%s\"; last: \"%s\"", url, want, body);
-		pause_ms(POLL_MS);
+		th_pause_ms(POLL_MS);
 	}
 	free(want);
 	free(url);
@@ -477,13 +462,13 @@ static void test_install_sh_carries_the_ca(void **state)
 	}
 	agent_json = xasprintf("%s/agent.json", hstate);
 	{
-		double deadline = now_s() + CONVERGE_S;
+		double deadline = th_now_s() + CONVERGE_S;
 		char *text = NULL;
 
 		while (tn_read_file(agent_json, 1 << 16, &text, &len, NULL) != 0) {
-			if (now_s() > deadline)
+			if (th_now_s() > deadline)
 				fail_msg("the hand-installed agent did not enroll");
-			pause_ms(POLL_MS);
+			th_pause_ms(POLL_MS);
 		}
 		ident = json_loads(text, 0, NULL);
 		free(text);

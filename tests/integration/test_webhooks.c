@@ -302,11 +302,6 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------------ helpers */
 
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static json_int_t num(json_t *obj, const char *key)
 {
 	return json_integer_value(json_object_get(obj, key));
@@ -360,13 +355,6 @@ static json_t *list_webhooks(struct th_server *s, const char *token)
 	return out;
 }
 
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Polls the webhook until its deliveries show ok + failed >= finished;
  * returns the webhook (caller decrefs). */
 static json_t *wait_finished(struct th_server *s, const char *token, const char *id,
@@ -389,7 +377,7 @@ static json_t *wait_finished(struct th_server *s, const char *token, const char 
 				 (long long)finished, text);
 		}
 		json_decref(w);
-		pause_ms(20); /* the poll's interval, not a synchronisation */
+		th_pause_ms(20); /* the poll's interval, not a synchronisation */
 	}
 }
 
@@ -449,16 +437,16 @@ static void test_event_delivered_signed(void **state)
 	struct hit h;
 	char *tampered;
 
-	assert_true(strncmp(str(w, "id"), "w-", 2) == 0);
-	assert_string_equal(str(w, "url"), url);
-	assert_string_equal(str(w, "created_by"), "wh-operator");
-	assert_non_null(str(w, "created"));
+	assert_true(strncmp(th_str(w, "id"), "w-", 2) == 0);
+	assert_string_equal(th_str(w, "url"), url);
+	assert_string_equal(th_str(w, "created_by"), "wh-operator");
+	assert_non_null(th_str(w, "created"));
 	events = json_object_get(w, "events");
 	assert_int_equal(json_array_size(events), 2);
 	assert_string_equal(json_string_value(json_array_get(events, 0)), "cluster.create");
 
 	/* the key the API shows is the server's own */
-	assert_int_equal(tn_key_from_public_b64(str(w, "public_key"), &key, &err), 0);
+	assert_int_equal(tn_key_from_public_b64(th_str(w, "public_key"), &key, &err), 0);
 	keyfile = xasprintf("%s/var/server.key", fx->srv.data_dir);
 	if (tn_key_load_private_pem(keyfile, &file_key, &err) != 0)
 		fail_msg("%s: %s", keyfile, err.message);
@@ -488,18 +476,18 @@ static void test_event_delivered_signed(void **state)
 	body = json_loadb(h.body, h.len, JSON_REJECT_DUPLICATES, NULL);
 	assert_non_null(body);
 	assert_int_equal(num(body, "id"), created);
-	assert_string_equal(str(body, "event"), "cluster.create");
-	assert_string_equal(str(body, "actor"), "admin");
-	assert_string_equal(str(body, "outcome"), "ok");
-	assert_string_equal(str(json_object_get(body, "object"), "type"), "cluster");
-	assert_string_equal(str(json_object_get(body, "object"), "id"), "wh-signed");
+	assert_string_equal(th_str(body, "event"), "cluster.create");
+	assert_string_equal(th_str(body, "actor"), "admin");
+	assert_string_equal(th_str(body, "outcome"), "ok");
+	assert_string_equal(th_str(json_object_get(body, "object"), "type"), "cluster");
+	assert_string_equal(th_str(json_object_get(body, "object"), "id"), "wh-signed");
 	assert_true(json_object_get(body, "detail") != NULL);
 	{
 		json_t *ev = th_events_after(&fx->srv, created - 1);
 		json_t *e0 = json_array_get(ev, 0);
 
 		assert_int_equal(num(e0, "id"), created);
-		assert_string_equal(str(body, "at"), str(e0, "at"));
+		assert_string_equal(th_str(body, "at"), th_str(e0, "at"));
 		assert_true(
 		    json_equal(json_object_get(body, "detail"), json_object_get(e0, "detail")));
 		json_decref(ev);
@@ -525,7 +513,7 @@ static void test_event_delivered_signed(void **state)
 	/* the viewer's list shows the outcome: two delivered at the first
 	 * attempt, the last one the delete */
 	{
-		json_t *got = wait_finished(&fx->srv, fx->viewer, str(w, "id"), 2), *list, *item;
+		json_t *got = wait_finished(&fx->srv, fx->viewer, th_str(w, "id"), 2), *list, *item;
 		size_t i;
 		bool found = false;
 
@@ -534,20 +522,20 @@ static void test_event_delivered_signed(void **state)
 		assert_true(json_is_null(json_object_get(list, "next")));
 		json_array_foreach(json_object_get(list, "items"), i, item)
 		{
-			if (strcmp(str(item, "id"), str(w, "id")) != 0)
+			if (strcmp(th_str(item, "id"), th_str(w, "id")) != 0)
 				continue;
 			found = true;
 			assert_int_equal(num(json_object_get(item, "deliveries"), "ok"), 2);
 			assert_int_equal(num(json_object_get(item, "deliveries"), "failed"), 0);
 			last = json_object_get(json_object_get(item, "deliveries"), "last");
-			assert_string_equal(str(last, "event"), "cluster.delete");
+			assert_string_equal(th_str(last, "event"), "cluster.delete");
 			assert_int_equal(num(last, "event_id"), deleted);
-			assert_string_equal(str(last, "state"), "delivered");
+			assert_string_equal(th_str(last, "state"), "delivered");
 			assert_int_equal(num(last, "status"), 200);
 			assert_int_equal(num(last, "attempts"), 1);
 			assert_true(json_is_null(json_object_get(last, "error")));
-			assert_non_null(str(last, "at"));
-			assert_string_equal(str(item, "public_key"), pub_api);
+			assert_non_null(th_str(last, "at"));
+			assert_string_equal(th_str(item, "public_key"), pub_api);
 		}
 		assert_true(found);
 		json_decref(list);
@@ -571,24 +559,24 @@ static void test_retried_until_it_answers(void **state)
 	struct tn_error err;
 	long long id;
 
-	assert_int_equal(tn_key_from_public_b64(str(w, "public_key"), &key, &err), 0);
+	assert_int_equal(tn_key_from_public_b64(th_str(w, "public_key"), &key, &err), 0);
 	id = make_cluster(&fx->srv, "wh-flaky");
 	/* 500, 500, then 200: the same event three times */
 	assert_int_equal(wait_hits(&fx->rx, "/flaky", id, 200, 1, DEADLINE_S), 1);
 	assert_int_equal(count(&fx->rx, "/flaky", id, 500), 2);
 	verify((struct hit[]){last_hit(&fx->rx, "/flaky")}, key, true);
 
-	got = wait_finished(&fx->srv, fx->viewer, str(w, "id"), 1);
+	got = wait_finished(&fx->srv, fx->viewer, th_str(w, "id"), 1);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "ok"), 1);
 	last = json_object_get(json_object_get(got, "deliveries"), "last");
 	assert_int_equal(num(last, "attempts"), 3);
 	assert_int_equal(num(last, "status"), 200);
-	assert_string_equal(str(last, "state"), "delivered");
+	assert_string_equal(th_str(last, "state"), "delivered");
 	/* GET of the webhook: each attempt */
 	tries = json_object_get(json_array_get(json_object_get(got, "recent"), 0), "tries");
 	assert_int_equal(json_array_size(tries), 3);
 	assert_int_equal(num(json_array_get(tries, 0), "status"), 500);
-	assert_string_equal(str(json_array_get(tries, 0), "error"), "HTTP 500: broken");
+	assert_string_equal(th_str(json_array_get(tries, 0), "error"), "HTTP 500: broken");
 	assert_int_equal(num(json_array_get(tries, 1), "status"), 500);
 	assert_int_equal(num(json_array_get(tries, 2), "status"), 200);
 	assert_true(json_is_null(json_object_get(json_array_get(tries, 2), "error")));
@@ -607,17 +595,17 @@ static void test_unreachable_given_up(void **state)
 	       *recent;
 	long long id = make_cluster(&fx->srv, "wh-unreachable");
 
-	got = wait_finished(&fx->srv, fx->viewer, str(w, "id"), 1);
+	got = wait_finished(&fx->srv, fx->viewer, th_str(w, "id"), 1);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "ok"), 0);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "failed"), 1);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "pending"), 0);
 	last = json_object_get(json_object_get(got, "deliveries"), "last");
 	assert_int_equal(num(last, "event_id"), id);
-	assert_string_equal(str(last, "state"), "failed");
+	assert_string_equal(th_str(last, "state"), "failed");
 	assert_int_equal(num(last, "attempts"), 8);
 	assert_true(json_is_null(json_object_get(last, "status")));
-	if (!strstr(str(last, "error"), "onnect"))
-		fail_msg("error \"%s\" does not say it could not connect", str(last, "error"));
+	if (!strstr(th_str(last, "error"), "onnect"))
+		fail_msg("error \"%s\" does not say it could not connect", th_str(last, "error"));
 	recent = json_object_get(got, "recent");
 	assert_int_equal(json_array_size(json_object_get(json_array_get(recent, 0), "tries")), 8);
 	json_decref(got);
@@ -697,7 +685,7 @@ static void test_deleted_hears_nothing(void **state)
 	     *other = receiver_url(&fx->rx, "/other");
 	json_t *a = add_webhook(&fx->srv, fx->operator, failing, "[\"cluster.*\"]");
 	json_t *b = add_webhook(&fx->srv, fx->operator, other, "[\"cluster.*\"]");
-	char *path = xasprintf("/api/v1/webhooks/%s", str(a, "id"));
+	char *path = xasprintf("/api/v1/webhooks/%s", th_str(a, "id"));
 	struct th_response r;
 	long long first, second;
 	size_t n;
@@ -709,7 +697,7 @@ static void test_deleted_hears_nothing(void **state)
 	expect_status(&r, 204, path);
 	th_response_free(&r);
 	n = count(&fx->rx, "/fail-deleted", 0, 0);
-	json_decref(get_webhook(&fx->srv, fx->viewer, str(a, "id"), 404));
+	json_decref(get_webhook(&fx->srv, fx->viewer, th_str(a, "id"), 404));
 
 	/* ...and stops once deleted (an attempt already in flight may still
 	 * land); new events go to b alone */
@@ -747,7 +735,7 @@ static void test_pending_survives_restart(void **state)
 	/* refused once: pending; then the server stops cleanly */
 	first = make_cluster(&s, "wh-restart-1");
 	assert_int_equal(wait_hits(&fx->rx, "/down", first, 500, 1, DEADLINE_S), 1);
-	got = get_webhook(&s, s.admin_token, str(w, "id"), 200);
+	got = get_webhook(&s, s.admin_token, th_str(w, "id"), 200);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "pending"), 1);
 	json_decref(got);
 	assert_true(th_server_exited_cleanly(&s, th_server_stop(&s)));
@@ -757,7 +745,7 @@ static void test_pending_survives_restart(void **state)
 	pthread_mutex_unlock(&fx->rx.lock);
 	th_server_restart(&s, slow);
 	assert_int_equal(wait_hits(&fx->rx, "/down", first, 200, 1, DEADLINE_S), 1);
-	got = wait_finished(&s, s.admin_token, str(w, "id"), 1);
+	got = wait_finished(&s, s.admin_token, th_str(w, "id"), 1);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "ok"), 1);
 	assert_true(num(json_object_get(json_object_get(got, "deliveries"), "last"), "attempts") >=
 		    2);
@@ -775,7 +763,7 @@ static void test_pending_survives_restart(void **state)
 	pthread_mutex_unlock(&fx->rx.lock);
 	th_server_restart(&s, slow);
 	assert_int_equal(wait_hits(&fx->rx, "/down", second, 200, 1, DEADLINE_S), 1);
-	got = wait_finished(&s, s.admin_token, str(w, "id"), 2);
+	got = wait_finished(&s, s.admin_token, th_str(w, "id"), 2);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "ok"), 2);
 	assert_int_equal(num(json_object_get(got, "deliveries"), "failed"), 0);
 	json_decref(got);

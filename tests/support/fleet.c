@@ -9,28 +9,9 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "harness.h"
 #include "nodes.h"
 #include "xalloc.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
 
 static bool is(const char *a, const char *b)
 {
@@ -109,7 +90,7 @@ void th_fleet_upload(struct th_fleet *f, const char *name)
 
 json_t *th_fleet_wait_running(struct th_fleet *f, size_t n)
 {
-	double deadline = now_s() + TH_FLEET_NODE_DEADLINE_S;
+	double deadline = th_now_s() + TH_FLEET_NODE_DEADLINE_S;
 
 	for (;;) {
 		json_t *all = th_fleet_get(f, "/api/v1/targets?cluster=educa&limit=500");
@@ -118,51 +99,51 @@ json_t *th_fleet_wait_running(struct th_fleet *f, size_t n)
 		size_t i;
 
 		json_array_foreach(json_object_get(all, "items"), i, t) {
-			const char *actual = str(t, "actual");
+			const char *actual = th_str(t, "actual");
 
-			if (is(str(t, "state"), "removed"))
+			if (is(th_str(t, "state"), "removed"))
 				continue;
 			json_array_append(live, t);
-			if (!is(str(t, "state"), "running") || !is(str(t, "health"), "healthy") ||
-			    (!is(str(t, "phase"), "idle") && !is(str(t, "phase"), "prepared")) ||
-			    !is(actual, str(json_object_get(t, "desired"), "release")))
+			if (!is(th_str(t, "state"), "running") || !is(th_str(t, "health"), "healthy") ||
+			    (!is(th_str(t, "phase"), "idle") && !is(th_str(t, "phase"), "prepared")) ||
+			    !is(actual, th_str(json_object_get(t, "desired"), "release")))
 				ok = false;
 		}
 		json_decref(all);
 		if (ok && json_array_size(live) == n)
 			return live;
 		json_decref(live);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "%zu targets not running and healthy within %d s", n,
 				      TH_FLEET_NODE_DEADLINE_S);
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 }
 
 double th_fleet_wait_members(struct th_fleet *f, size_t n)
 {
-	double start = now_s(), deadline = start + TH_FLEET_LB_DEADLINE_S;
+	double start = th_now_s(), deadline = start + TH_FLEET_LB_DEADLINE_S;
 
 	for (;;) {
 		size_t up = 0, all = th_haproxy_members(&f->h, &up);
 
 		if (all == n && up == n)
-			return now_s() - start;
-		if (now_s() > deadline)
+			return th_now_s() - start;
+		if (th_now_s() > deadline)
 			th_fleet_fail(f, "the backend has %zu members (%zu up), not %zu up, after %d s",
 				      all, up, n, TH_FLEET_LB_DEADLINE_S);
-		pause_ms(50);
+		th_pause_ms(50);
 	}
 }
 
 json_t *th_fleet_wait_rollout(struct th_fleet *f, const char *id, const char *states)
 {
-	double deadline = now_s() + 2 * TH_FLEET_NODE_DEADLINE_S;
+	double deadline = th_now_s() + 2 * TH_FLEET_NODE_DEADLINE_S;
 	char *path = xasprintf("/api/v1/rollouts/%s", id);
 
 	for (;;) {
 		json_t *r = th_fleet_get(f, path);
-		const char *state = str(r, "state");
+		const char *state = th_str(r, "state");
 		size_t len = state ? strlen(state) : 0;
 
 		for (const char *p = states; state && *p;) {
@@ -174,7 +155,7 @@ json_t *th_fleet_wait_rollout(struct th_fleet *f, const char *id, const char *st
 			}
 			p += n + (p[n] == '|');
 		}
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			char *text = json_dumps(r, JSON_INDENT(1));
 
 			fprintf(stderr, "# rollout: %s\n", text);
@@ -183,7 +164,7 @@ json_t *th_fleet_wait_rollout(struct th_fleet *f, const char *id, const char *st
 				      2 * TH_FLEET_NODE_DEADLINE_S);
 		}
 		json_decref(r);
-		pause_ms(100);
+		th_pause_ms(100);
 	}
 }
 

@@ -29,21 +29,6 @@
 #define START_DEADLINE_S 10.0
 #define HITS_MAX 400000
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static const char *haproxy_path(void)
 {
 	static const char *const paths[] = {"/usr/sbin/haproxy", "/usr/local/sbin/haproxy",
@@ -77,7 +62,7 @@ static void spawn(struct th_haproxy *h)
 {
 	char *cfg = xasprintf("%s/haproxy.cfg", h->dir);
 	char *log = xasprintf("%s/haproxy.log", h->dir);
-	double deadline = now_s() + START_DEADLINE_S;
+	double deadline = th_now_s() + START_DEADLINE_S;
 	pid_t pid = fork();
 
 	if (pid < 0)
@@ -108,9 +93,9 @@ static void spawn(struct th_haproxy *h)
 			h->pid = 0;
 			die(h, "haproxy exited during start-up");
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			die(h, "haproxy's runtime API did not answer in time");
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 }
 
@@ -152,18 +137,18 @@ void th_haproxy_start(struct th_haproxy *h, const char *backend)
 
 void th_haproxy_stop(struct th_haproxy *h)
 {
-	double deadline = now_s() + 5;
+	double deadline = th_now_s() + 5;
 
 	if (h->pid <= 0)
 		return;
 	kill(h->pid, SIGTERM);
 	while (waitpid(h->pid, NULL, WNOHANG) != h->pid) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			kill(h->pid, SIGKILL);
 			waitpid(h->pid, NULL, 0);
 			break;
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	h->pid = 0;
 }
@@ -426,7 +411,7 @@ static void *client(void *arg)
 	int fd = -1;
 
 	while (!atomic_load(&l->stop)) {
-		struct th_hit hit = {.t = now_s()};
+		struct th_hit hit = {.t = th_now_s()};
 
 		one_request(l, &fd, &hit);
 		atomic_fetch_add(&l->total, 1);
@@ -436,7 +421,7 @@ static void *client(void *arg)
 		if (l->nhits < HITS_MAX)
 			l->hits[l->nhits++] = hit;
 		pthread_mutex_unlock(&l->lock);
-		pause_ms(l->pace_ms);
+		th_pause_ms(l->pace_ms);
 	}
 	if (fd >= 0)
 		close(fd);

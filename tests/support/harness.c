@@ -67,7 +67,7 @@ static void fatal(const char *what, const struct th_server *s)
 	abort();
 }
 
-static double now_s(void)
+double th_now_s(void)
 {
 	struct timespec ts;
 
@@ -75,11 +75,16 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void pause_ms(long ms)
+void th_pause_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
+}
+
+const char *th_str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
 }
 
 static void clean_up_all(bool show_logs)
@@ -201,7 +206,7 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 		_exit(127);
 	}
 	s->pid = pid;
-	deadline = now_s() + START_DEADLINE_S;
+	deadline = th_now_s() + START_DEADLINE_S;
 	for (;;) {
 		char *url = NULL;
 		size_t len = 0;
@@ -218,9 +223,9 @@ static void spawn(struct th_server *s, const char *const *extra_args)
 			break;
 		}
 		free(url);
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			fatal("tender-server did not start within the deadline", s);
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	if (!s->admin_token) {
 		char *tok = NULL;
@@ -254,20 +259,20 @@ void th_server_restart(struct th_server *s, const char *const *extra_args)
 
 int th_server_stop(struct th_server *s)
 {
-	double deadline = now_s() + STOP_DEADLINE_S;
+	double deadline = th_now_s() + STOP_DEADLINE_S;
 	int status = 0;
 
 	if (s->pid <= 0)
 		return -1;
 	kill(s->pid, SIGTERM);
 	while (waitpid(s->pid, &status, WNOHANG) != s->pid) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &status, 0);
 			s->pid = 0;
 			fatal("tender-server did not stop on SIGTERM within the deadline", s);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	s->pid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -567,7 +572,7 @@ long th_raw_http(struct th_server *s, const void *request, size_t len, double de
 {
 	const char *port = strrchr(s->url, ':');
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 	struct sink got = {0};
 	size_t sent = 0;
 	long status = 0;
@@ -588,7 +593,7 @@ long th_raw_http(struct th_server *s, const void *request, size_t len, double de
 		if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
 			break;
 		if (!(pfd.revents & POLLOUT)) {
-			if (now_s() > deadline)
+			if (th_now_s() > deadline)
 				break;
 			continue;
 		}
@@ -602,7 +607,7 @@ long th_raw_http(struct th_server *s, const void *request, size_t len, double de
 	/* Bounded by the deadline: each pass waits at most until it. */
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		double left = deadline - now_s();
+		double left = deadline - th_now_s();
 		const char *body;
 		char buf[4096];
 		ssize_t n;
@@ -738,21 +743,21 @@ static long run_read(struct th_run *r, int wait_ms)
 
 bool th_run_wait_for(struct th_run *r, const char *needle, bool err_too, double deadline_s)
 {
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 
 	for (;;) {
 		if (strstr(r->out, needle) || (err_too && strstr(r->err, needle)))
 			return true;
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			return false;
 		if (run_read(r, 50) < 0)
-			pause_ms(50);
+			th_pause_ms(50);
 	}
 }
 
 int th_run_finish(struct th_run *r, double deadline_s)
 {
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 	int status;
 
 	/* bounded by the deadline */
@@ -767,7 +772,7 @@ int th_run_finish(struct th_run *r, double deadline_s)
 		/* gone, and nothing more came (a grandchild may hold a stream) */
 		if (r->pid == 0 && n <= 0)
 			return r->status;
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			fprintf(stderr, "harness: a child did not end within %.0f s; killed\n",
 				deadline_s);
 			kill(r->pid, SIGKILL);
@@ -776,7 +781,7 @@ int th_run_finish(struct th_run *r, double deadline_s)
 			return -1;
 		}
 		if (n < 0)
-			pause_ms(20);
+			th_pause_ms(20);
 	}
 }
 
@@ -950,7 +955,7 @@ static size_t kill_state_processes(const char *state_dir)
 			kill(-pids[i], SIGKILL); /* bundles lead their own group */
 			kill(pids[i], SIGKILL);
 		}
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	return first;
 }
@@ -1188,7 +1193,7 @@ static void agent_spawn(struct th_agent *a, const char *enroll_token)
 void th_agent_start(struct th_agent *a, const char *server_url, const char *enroll_token,
 		    const char *const *extra_args)
 {
-	double deadline = now_s() + START_DEADLINE_S;
+	double deadline = th_now_s() + START_DEADLINE_S;
 	char *identity;
 	size_t n = 0;
 
@@ -1228,9 +1233,9 @@ void th_agent_start(struct th_agent *a, const char *server_url, const char *enro
 			a->pid = 0;
 			agent_fatal("tender-agent exited before it enrolled", a);
 		}
-		if (now_s() > deadline)
+		if (th_now_s() > deadline)
 			agent_fatal("tender-agent did not enroll within the deadline", a);
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	free(identity);
 }
@@ -1244,18 +1249,18 @@ void th_agent_restart(struct th_agent *a)
 
 int th_agent_stop(struct th_agent *a)
 {
-	double deadline = now_s() + STOP_DEADLINE_S;
+	double deadline = th_now_s() + STOP_DEADLINE_S;
 	int status = 0;
 
 	if (a->pid <= 0)
 		return -1;
 	kill(a->pid, SIGTERM);
 	while (waitpid(a->pid, &status, WNOHANG) != a->pid) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			kill_agent_now(a);
 			agent_fatal("tender-agent did not stop on SIGTERM within the deadline", a);
 		}
-		pause_ms(10);
+		th_pause_ms(10);
 	}
 	a->pid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

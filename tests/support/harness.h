@@ -21,6 +21,13 @@ struct th_server {
 	const char *cacert;
 };
 
+/* Seconds of CLOCK_MONOTONIC, for deadlines; a pause of ms milliseconds
+ * between the polls of a wait (never as synchronisation by itself). */
+double th_now_s(void);
+void th_pause_ms(long ms);
+/* The string value of obj[key], or NULL (borrowed). */
+const char *th_str(json_t *obj, const char *key);
+
 /* Starts tender-server (from the build tree) on 127.0.0.1 with a fresh
  * data directory, waits (with a deadline) until it serves /healthz, and
  * reads the admin token.  extra_args is NULL-terminated or NULL.  Aborts

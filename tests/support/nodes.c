@@ -17,24 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "xalloc.h"
 
 #define GUARDS_MAX 16
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static bool zombie(long pid)
 {
@@ -131,13 +117,13 @@ size_t th_cmdline_under(const char *dir, const char *text)
 
 size_t th_kill_under(const char *dir)
 {
-	double deadline = now_s() + 10;
+	double deadline = th_now_s() + 10;
 	size_t left;
 
-	while ((left = each_under(dir, kill9, NULL)) && now_s() < deadline) {
+	while ((left = each_under(dir, kill9, NULL)) && th_now_s() < deadline) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			; /* orphans reparented to us, if we are their reaper */
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	return each_under(dir, NULL, NULL);
 }
@@ -252,7 +238,7 @@ void th_netns_remove(const char *prefix)
 
 int th_run(const char *const *argv, const char *log_path, double deadline_s)
 {
-	double deadline = now_s() + deadline_s;
+	double deadline = th_now_s() + deadline_s;
 	int status = 0;
 	pid_t pid = fork();
 
@@ -273,12 +259,12 @@ int th_run(const char *const *argv, const char *log_path, double deadline_s)
 		_exit(127);
 	}
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (now_s() > deadline) {
+		if (th_now_s() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return -1;
 		}
-		pause_ms(20);
+		th_pause_ms(20);
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -122,14 +122,6 @@ static void test_run(void **state)
 	assert_int_not_equal(tn_provider_run(missing, NULL, &err), 0);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void test_node_processes(void **state)
 {
 	char *dir = th_tmpdir();
@@ -153,17 +145,17 @@ static void test_node_processes(void **state)
 	assert_true(pid > 0);
 	assert_true(tn_node_alive(pid, start));
 	assert_false(tn_node_alive(pid, start + 1)); /* another process's start time */
-	t0 = now_s();
+	t0 = th_now_s();
 	while (th_procs_under(dir) < 2) { /* the shell has forked its child */
-		if (now_s() - t0 > 10)
+		if (th_now_s() - t0 > 10)
 			fail_msg("the spawned shell did not start its child");
 		usleep(10000);
 	}
-	t0 = now_s();
+	t0 = th_now_s();
 	assert_int_equal(tn_node_kill(dir, pid, start, NULL, 300, &err), 0);
 	assert_false(tn_node_alive(pid, start));
 	assert_int_equal(th_procs_under(dir), 0);
-	assert_true(now_s() - t0 < 5);
+	assert_true(th_now_s() - t0 < 5);
 	th_rmtree(dir);
 	free(sub);
 	free(dir);

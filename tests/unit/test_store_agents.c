@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "fsutil.h"
+#include "harness.h"
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
@@ -106,11 +107,6 @@ static const char *sha(char c)
 	return s;
 }
 
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static char *future(void)
 {
 	char buf[TN_STORE_TIME_LEN + 1];
@@ -158,7 +154,7 @@ static char *put_target(struct tn_store *store, const char *cluster, const char 
 
 	if (tn_store_target_create(store, &spec, &t, &err))
 		fail_msg("target create: %s", err.message);
-	id = xstrdup(str(t, "id"));
+	id = xstrdup(th_str(t, "id"));
 	json_decref(t);
 	return id;
 }
@@ -185,7 +181,7 @@ static int64_t revision_number(struct tn_store *store, const char *cluster, cons
 	rev = json_object_get(c, "revision");
 	n = json_integer_value(json_object_get(rev, "number"));
 	snprintf(dist_buf, sizeof dist_buf, "%s",
-		 json_is_string(json_object_get(rev, "distribution")) ? str(rev, "distribution")
+		 json_is_string(json_object_get(rev, "distribution")) ? th_str(rev, "distribution")
 								      : "null");
 	if (dist)
 		*dist = dist_buf;
@@ -256,9 +252,9 @@ static void test_migration_1_to_2_keeps_data(void **state)
 					  " 'rollouts_cluster_seq')"),
 			 2);
 	t = get_target(f->store, id);
-	assert_string_equal(str(t, "state"), "running");
-	assert_string_equal(str(t, "address"), "10.0.0.9");
-	assert_string_equal(str(t, "cluster"), "educa");
+	assert_string_equal(th_str(t, "state"), "running");
+	assert_string_equal(th_str(t, "address"), "10.0.0.9");
+	assert_string_equal(th_str(t, "cluster"), "educa");
 	assert_true(json_is_null(json_object_get(t, "bundles")));
 	assert_true(json_is_null(json_object_get(t, "agent_port")));
 	assert_true(json_is_null(json_object_get(t, "serves_port")));
@@ -284,10 +280,10 @@ static void test_enroll_with_cluster_token(void **state)
 	    tn_store_enroll(f->store, sha('e'), sha('1'), inv, "10.0.0.5", 7001, &id1, &err), 0);
 	assert_int_equal(strncmp(id1, "t-", 2), 0);
 	t = get_target(f->store, id1);
-	assert_string_equal(str(t, "cluster"), "educa");
-	assert_string_equal(str(t, "provider"), "manual");
-	assert_string_equal(str(t, "state"), "enrolled");
-	assert_string_equal(str(t, "address"), "10.0.0.5");
+	assert_string_equal(th_str(t, "cluster"), "educa");
+	assert_string_equal(th_str(t, "provider"), "manual");
+	assert_string_equal(th_str(t, "state"), "enrolled");
+	assert_string_equal(th_str(t, "address"), "10.0.0.5");
 	assert_int_equal(json_integer_value(json_object_get(t, "agent_port")), 7001);
 	assert_true(json_equal(json_object_get(t, "inventory"), inv));
 	assert_true(json_is_string(json_object_get(t, "last_seen")));
@@ -399,9 +395,9 @@ static void test_enroll_with_bound_token(void **state)
 	assert_string_equal(id, t1);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM targets"), 2);
 	t = get_target(f->store, t1);
-	assert_string_equal(str(t, "state"), "enrolled");
-	assert_string_equal(str(t, "address"), "10.1.1.1");
-	assert_string_equal(str(t, "provider"), "local"); /* not "manual" */
+	assert_string_equal(th_str(t, "state"), "enrolled");
+	assert_string_equal(th_str(t, "address"), "10.1.1.1");
+	assert_string_equal(th_str(t, "provider"), "local"); /* not "manual" */
 	json_decref(t);
 	free(id);
 	id = NULL;
@@ -482,11 +478,11 @@ static void test_doc_get_put_generation(void **state)
 	assert_string_equal(doc.etag, sha('1'));
 	tn_store_doc_clear(&doc);
 	t = get_target(f->store, id);
-	assert_string_equal(str(json_object_get(t, "desired"), "release"),
+	assert_string_equal(th_str(json_object_get(t, "desired"), "release"),
 			    "educa@1.0.0+abcdefabcdef");
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(t, "desired"), "generation")), 1);
-	assert_string_equal(str(t, "state"), "running");
+	assert_string_equal(th_str(t, "state"), "running");
 	json_decref(t);
 
 	/* a stale generation: conflict, nothing written */
@@ -510,7 +506,7 @@ static void test_doc_get_put_generation(void **state)
 	assert_true(json_is_null(json_object_get(json_object_get(t, "desired"), "release")));
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(t, "desired"), "generation")), 2);
-	assert_string_equal(str(t, "state"), "running");
+	assert_string_equal(th_str(t, "state"), "running");
 	json_decref(t);
 
 	/* refusals */
@@ -571,12 +567,12 @@ static void test_target_update_and_logs(void **state)
 
 	assert_int_equal(tn_store_target_update(f->store, id, &u, &err), 0);
 	t = get_target(f->store, id);
-	assert_string_equal(str(t, "state"), "running");
-	assert_string_equal(str(t, "phase"), "switching");
-	assert_string_equal(str(t, "health"), "healthy");
-	assert_string_equal(str(t, "actual"), "educa@1.0.0+abcdefabcdef");
-	assert_string_equal(str(json_object_get(t, "last_result"), "result"), "failed");
-	assert_string_equal(str(json_object_get(t, "last_result"), "message"),
+	assert_string_equal(th_str(t, "state"), "running");
+	assert_string_equal(th_str(t, "phase"), "switching");
+	assert_string_equal(th_str(t, "health"), "healthy");
+	assert_string_equal(th_str(t, "actual"), "educa@1.0.0+abcdefabcdef");
+	assert_string_equal(th_str(json_object_get(t, "last_result"), "result"), "failed");
+	assert_string_equal(th_str(json_object_get(t, "last_result"), "message"),
 			    "probe /healthz: 500");
 	assert_true(json_equal(json_object_get(t, "bundles"), bundles));
 	assert_true(json_is_string(json_object_get(t, "last_seen")));
@@ -591,8 +587,8 @@ static void test_target_update_and_logs(void **state)
 	json_decref(want);
 	json_decref(logs);
 	t = get_target(f->store, id);
-	assert_string_equal(str(t, "phase"), "switching");
-	assert_string_equal(str(t, "state"), "running");
+	assert_string_equal(th_str(t, "phase"), "switching");
+	assert_string_equal(th_str(t, "state"), "running");
 	assert_true(json_equal(json_object_get(t, "bundles"), bundles));
 	json_decref(t);
 
@@ -613,7 +609,7 @@ static void test_target_update_and_logs(void **state)
 	assert_int_not_equal(tn_store_target_update(f->store, id, &u, &err), 0);
 	assert_int_equal(err.code, TN_E_INVALID);
 	t = get_target(f->store, id);
-	assert_string_equal(str(t, "phase"), "switching");
+	assert_string_equal(th_str(t, "phase"), "switching");
 	json_decref(t);
 
 	u = (struct tn_store_target_update){.seen = true};
@@ -632,8 +628,8 @@ static void test_target_update_and_logs(void **state)
 
 		assert_int_equal(tn_store_targets_seen(f->store, ids, times, 2, &err), 0);
 		t = get_target(f->store, id);
-		assert_string_equal(str(t, "last_seen"), "2026-01-02T03:04:05Z");
-		assert_string_equal(str(t, "phase"), "switching");
+		assert_string_equal(th_str(t, "last_seen"), "2026-01-02T03:04:05Z");
+		assert_string_equal(th_str(t, "phase"), "switching");
 		json_decref(t);
 	}
 
@@ -645,10 +641,10 @@ static void test_target_update_and_logs(void **state)
 		    .instance = "t-x:20000", .address = "127.0.0.1", .config = config};
 		assert_int_equal(tn_store_target_update(f->store, id, &u, &err), 0);
 		t = get_target(f->store, id);
-		assert_string_equal(str(t, "instance"), "t-x:20000");
-		assert_string_equal(str(t, "address"), "127.0.0.1");
+		assert_string_equal(th_str(t, "instance"), "t-x:20000");
+		assert_string_equal(th_str(t, "address"), "127.0.0.1");
 		assert_true(json_equal(json_object_get(t, "config"), config));
-		assert_string_equal(str(t, "phase"), "switching"); /* the rest kept */
+		assert_string_equal(th_str(t, "phase"), "switching"); /* the rest kept */
 		json_decref(t);
 		json_decref(config);
 		config = json_array();
@@ -749,32 +745,32 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_equal(strncmp(id, "r-", 2), 0);
 
 	assert_int_equal(tn_store_rollout_get(f->store, id, &r, &err), 0);
-	assert_string_equal(str(r, "id"), id);
-	assert_string_equal(str(r, "cluster"), "prod");
-	assert_string_equal(str(r, "from"), "educa@1.0.0");
-	assert_string_equal(str(r, "to"), "educa@1.1.0");
+	assert_string_equal(th_str(r, "id"), id);
+	assert_string_equal(th_str(r, "cluster"), "prod");
+	assert_string_equal(th_str(r, "from"), "educa@1.0.0");
+	assert_string_equal(th_str(r, "to"), "educa@1.1.0");
 	assert_int_equal(json_integer_value(json_object_get(r, "from_revision")), 1);
 	assert_int_equal(json_integer_value(json_object_get(r, "to_revision")), 2);
-	assert_string_equal(str(r, "state"), "pending_approval");
+	assert_string_equal(th_str(r, "state"), "pending_approval");
 	assert_true(json_equal(json_object_get(r, "strategy"), strategy));
-	assert_string_equal(str(r, "created_by"), "ops");
+	assert_string_equal(th_str(r, "created_by"), "ops");
 	assert_true(json_is_string(json_object_get(r, "created")));
 	assert_true(json_is_string(json_object_get(r, "updated")));
 	assert_int_equal(json_array_size(json_object_get(r, "approvals")), 0);
 	assert_int_equal(json_array_size(json_object_get(r, "batches")), 1);
 	batch = json_array_get(json_object_get(r, "batches"), 0);
 	assert_int_equal(json_integer_value(json_object_get(batch, "index")), 0);
-	assert_string_equal(str(batch, "state"), "pending"); /* none has begun */
+	assert_string_equal(th_str(batch, "state"), "pending"); /* none has begun */
 	assert_int_equal(json_integer_value(json_object_get(r, "prepared")), 0);
 	assert_int_equal(json_array_size(json_object_get(batch, "targets")), 2);
 	bt = json_array_get(json_object_get(batch, "targets"), 0);
-	assert_string_equal(str(bt, "id"), t1);
-	assert_string_equal(str(bt, "state"), "pending");
+	assert_string_equal(th_str(bt, "id"), t1);
+	assert_string_equal(th_str(bt, "state"), "pending");
 	assert_true(json_is_null(json_object_get(bt, "message")));
-	assert_string_equal(str(json_object_get(bt, "from_release"), "id"), "educa@1.0.0+aaa");
-	assert_string_equal(str(json_object_get(bt, "to_release"), "id"), "educa@1.1.0+bbb");
+	assert_string_equal(th_str(json_object_get(bt, "from_release"), "id"), "educa@1.0.0+aaa");
+	assert_string_equal(th_str(json_object_get(bt, "to_release"), "id"), "educa@1.1.0+bbb");
 	bt = json_array_get(json_object_get(batch, "targets"), 1);
-	assert_string_equal(str(bt, "id"), t2);
+	assert_string_equal(th_str(bt, "id"), t2);
 	assert_true(json_is_null(json_object_get(bt, "from_release")));
 	json_decref(r);
 	/* not current until approved */
@@ -793,11 +789,11 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM cluster_revisions"), revisions);
 
 	assert_int_equal(tn_store_rollout_for_target(f->store, t1, &ft, &err), 0);
-	assert_string_equal(str(ft, "rollout"), id);
-	assert_string_equal(str(ft, "state"), "pending_approval");
-	assert_string_equal(str(ft, "target_state"), "pending");
-	assert_string_equal(str(json_object_get(ft, "from_release"), "id"), "educa@1.0.0+aaa");
-	assert_string_equal(str(json_object_get(ft, "to_release"), "id"), "educa@1.1.0+bbb");
+	assert_string_equal(th_str(ft, "rollout"), id);
+	assert_string_equal(th_str(ft, "state"), "pending_approval");
+	assert_string_equal(th_str(ft, "target_state"), "pending");
+	assert_string_equal(th_str(json_object_get(ft, "from_release"), "id"), "educa@1.0.0+aaa");
+	assert_string_equal(th_str(json_object_get(ft, "to_release"), "id"), "educa@1.1.0+bbb");
 	json_decref(ft);
 	ft = NULL;
 	assert_int_not_equal(tn_store_rollout_for_target(f->store, stranger, &ft, &err), 0);
@@ -811,31 +807,31 @@ static void test_rollout_create_get_approve(void **state)
 	assert_int_equal(tn_store_rollout_set_prepared(f->store, id, t2, &err), 0);
 	assert_int_equal(tn_store_rollout_target_set(f->store, id, t1, "succeeded", NULL, &err), 0);
 	assert_int_equal(tn_store_rollout_get(f->store, id, &r, &err), 0);
-	assert_string_equal(str(r, "state"), "running");
+	assert_string_equal(th_str(r, "state"), "running");
 	assert_int_equal(json_array_size(json_object_get(r, "approvals")), 1);
-	assert_string_equal(str(json_array_get(json_object_get(r, "approvals"), 0), "by"), "boss");
+	assert_string_equal(th_str(json_array_get(json_object_get(r, "approvals"), 0), "by"), "boss");
 	assert_true(json_is_string(
 	    json_object_get(json_array_get(json_object_get(r, "approvals"), 0), "at")));
 	assert_int_equal(json_integer_value(json_object_get(
 			     json_array_get(json_object_get(r, "approvals"), 0), "batch")),
 			 0);
 	batch = json_array_get(json_object_get(r, "batches"), 0);
-	assert_string_equal(str(batch, "state"), "running"); /* t2 still pending */
+	assert_string_equal(th_str(batch, "state"), "running"); /* t2 still pending */
 	assert_int_equal(json_integer_value(json_object_get(r, "prepared")), 1);
 	json_decref(r);
 	assert_int_equal(
 	    tn_store_rollout_target_set(f->store, id, t2, "failed", "probe: 500", &err), 0);
 	assert_int_equal(tn_store_rollout_get(f->store, id, &r, &err), 0);
 	batch = json_array_get(json_object_get(r, "batches"), 0);
-	assert_string_equal(str(batch, "state"), "done");
+	assert_string_equal(th_str(batch, "state"), "done");
 	bt = json_array_get(json_object_get(batch, "targets"), 1);
-	assert_string_equal(str(bt, "state"), "failed");
-	assert_string_equal(str(bt, "message"), "probe: 500");
+	assert_string_equal(th_str(bt, "state"), "failed");
+	assert_string_equal(th_str(bt, "message"), "probe: 500");
 	assert_true(json_is_true(json_object_get(bt, "prepared")));
 	json_decref(r);
 	assert_int_equal(tn_store_rollout_for_target(f->store, t2, &ft, &err), 0);
-	assert_string_equal(str(ft, "state"), "running");
-	assert_string_equal(str(ft, "target_state"), "failed");
+	assert_string_equal(th_str(ft, "state"), "running");
+	assert_string_equal(th_str(ft, "target_state"), "failed");
 	json_decref(ft);
 	ft = NULL;
 	assert_int_not_equal(
@@ -910,8 +906,8 @@ static void test_rollout_create_get_approve(void **state)
 	    tn_store_rollout_create(f->store, "prod", NULL, config, NULL, NULL, "ops", &id2, &err),
 	    0);
 	assert_int_equal(tn_store_rollout_get(f->store, id2, &r, &err), 0);
-	assert_string_equal(str(r, "from"), "educa@1.1.0");
-	assert_string_equal(str(r, "to"), "educa@1.1.0");
+	assert_string_equal(th_str(r, "from"), "educa@1.1.0");
+	assert_string_equal(th_str(r, "to"), "educa@1.1.0");
 	assert_int_equal(json_integer_value(json_object_get(r, "from_revision")), 2);
 	assert_int_equal(json_integer_value(json_object_get(r, "to_revision")), 3);
 	assert_int_equal(json_array_size(json_object_get(r, "batches")), 0);
@@ -960,7 +956,7 @@ static char *page_ids(json_t *page)
 
 	json_array_foreach(json_object_get(page, "items"), i, item)
 	{
-		char *next = xasprintf("%s%s%s", out, i ? " " : "", str(item, "id"));
+		char *next = xasprintf("%s%s%s", out, i ? " " : "", th_str(item, "id"));
 
 		free(out);
 		out = next;
@@ -994,10 +990,10 @@ static void test_rollout_list_newest_first(void **state)
 	assert_string_equal(got, want);
 	free(got);
 	free(want);
-	assert_string_equal(str(json_array_get(json_object_get(p, "items"), 0), "cluster"), "b");
+	assert_string_equal(th_str(json_array_get(json_object_get(p, "items"), 0), "cluster"), "b");
 	assert_true(json_is_array(
 	    json_object_get(json_array_get(json_object_get(p, "items"), 0), "batches")));
-	after = xstrdup(str(p, "next"));
+	after = xstrdup(th_str(p, "next"));
 	json_decref(p);
 	assert_int_equal(tn_store_rollout_list(f->store, NULL, 3, after, &p, &err), 0);
 	free(after);
@@ -1014,7 +1010,7 @@ static void test_rollout_list_newest_first(void **state)
 	assert_string_equal(got, want);
 	free(got);
 	free(want);
-	after = xstrdup(str(p, "next"));
+	after = xstrdup(th_str(p, "next"));
 	json_decref(p);
 	assert_int_equal(tn_store_rollout_list(f->store, "a", 2, after, &p, &err), 0);
 	free(after);
@@ -1040,7 +1036,7 @@ static const char *phase_of(struct tn_store *store, const char *id)
 	static char buf[32];
 	json_t *t = get_target(store, id);
 
-	snprintf(buf, sizeof buf, "%s", str(t, "phase"));
+	snprintf(buf, sizeof buf, "%s", th_str(t, "phase"));
 	json_decref(t);
 	return buf;
 }

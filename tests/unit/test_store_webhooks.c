@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "harness.h"
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
@@ -55,11 +56,6 @@ static int teardown(void **state)
 	return rc;
 }
 
-static const char *str(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
 static json_int_t num(json_t *obj, const char *key)
 {
 	return json_integer_value(json_object_get(obj, key));
@@ -85,8 +81,8 @@ static char *hook(struct tn_store *store, const char *url, const char *pattern)
 
 	if (tn_store_webhook_create(store, url, events, "ops", &out, &err) != 0)
 		fail_msg("create: %s", err.message);
-	assert_true(strncmp(str(out, "id"), "w-", 2) == 0);
-	id = xstrdup(str(out, "id"));
+	assert_true(strncmp(th_str(out, "id"), "w-", 2) == 0);
+	id = xstrdup(th_str(out, "id"));
 	json_decref(out);
 	json_decref(events);
 	return id;
@@ -143,10 +139,10 @@ static void test_create_get_list_delete(void **state)
 	event(f->store, "cluster.create"); /* before: not for the webhook */
 	assert_int_equal(tn_store_webhook_create(f->store, "http://h/a", events, "ops", &out, &err),
 			 0);
-	assert_string_equal(str(out, "url"), "http://h/a");
+	assert_string_equal(th_str(out, "url"), "http://h/a");
 	assert_true(json_equal(json_object_get(out, "events"), events));
-	assert_string_equal(str(out, "created_by"), "ops");
-	assert_non_null(str(out, "created"));
+	assert_string_equal(th_str(out, "created_by"), "ops");
+	assert_non_null(th_str(out, "created"));
 	assert_int_equal(num(json_object_get(out, "deliveries"), "ok"), 0);
 	assert_int_equal(num(json_object_get(out, "deliveries"), "failed"), 0);
 	assert_int_equal(num(json_object_get(out, "deliveries"), "pending"), 0);
@@ -159,7 +155,7 @@ static void test_create_get_list_delete(void **state)
 
 		assert_int_equal(tn_store_webhook_matchers(f->store, &m, &err), 0);
 		assert_int_equal(json_array_size(m), 2);
-		assert_string_equal(str(json_array_get(m, 0), "id"), str(out, "id"));
+		assert_string_equal(th_str(json_array_get(m, 0), "id"), th_str(out, "id"));
 		assert_int_equal(num(json_array_get(m, 0), "since_event"), 1);
 		assert_true(json_equal(json_object_get(json_array_get(m, 0), "events"), events));
 		json_decref(m);
@@ -168,14 +164,14 @@ static void test_create_get_list_delete(void **state)
 	/* a list in creation order, in pages */
 	assert_int_equal(tn_store_webhook_list(f->store, 1, NULL, &list, &err), 0);
 	assert_int_equal(json_array_size(json_object_get(list, "items")), 1);
-	assert_string_equal(str(json_array_get(json_object_get(list, "items"), 0), "id"),
-			    str(out, "id"));
+	assert_string_equal(th_str(json_array_get(json_object_get(list, "items"), 0), "id"),
+			    th_str(out, "id"));
 	{
 		json_t *rest = NULL;
 
-		assert_int_equal(tn_store_webhook_list(f->store, 1, str(list, "next"), &rest, &err),
+		assert_int_equal(tn_store_webhook_list(f->store, 1, th_str(list, "next"), &rest, &err),
 				 0);
-		assert_string_equal(str(json_array_get(json_object_get(rest, "items"), 0), "id"),
+		assert_string_equal(th_str(json_array_get(json_object_get(rest, "items"), 0), "id"),
 				    id2);
 		assert_true(json_is_null(json_object_get(rest, "next")));
 		json_decref(rest);
@@ -220,8 +216,8 @@ static void test_event_get(void **state)
 
 	assert_int_equal(tn_store_event_get(f->store, id, &e, &err), 0);
 	assert_int_equal(num(e, "id"), id);
-	assert_string_equal(str(e, "action"), "cluster.delete");
-	assert_string_equal(str(e, "object_id"), "c1");
+	assert_string_equal(th_str(e, "action"), "cluster.delete");
+	assert_string_equal(th_str(e, "object_id"), "c1");
 	json_decref(e);
 	assert_int_not_equal(tn_store_event_get(f->store, id + 1, &e, &err), 0);
 	assert_int_equal(err.code, TN_E_NOT_FOUND);
@@ -265,12 +261,12 @@ static void test_deliveries(void **state)
 	/* due: one per webhook, a's first event first */
 	d = due(f->store, 1000, &next);
 	assert_int_equal(json_array_size(d), 2);
-	assert_string_equal(str(json_array_get(d, 0), "webhook"), a);
+	assert_string_equal(th_str(json_array_get(d, 0), "webhook"), a);
 	assert_int_equal(num(json_array_get(d, 0), "event_id"), e1);
-	assert_string_equal(str(json_array_get(d, 0), "event"), "cluster.create");
-	assert_string_equal(str(json_array_get(d, 0), "url"), "http://h/a");
+	assert_string_equal(th_str(json_array_get(d, 0), "event"), "cluster.create");
+	assert_string_equal(th_str(json_array_get(d, 0), "url"), "http://h/a");
 	assert_int_equal(num(json_array_get(d, 0), "attempts"), 0);
-	assert_string_equal(str(json_array_get(d, 1), "webhook"), b);
+	assert_string_equal(th_str(json_array_get(d, 1), "webhook"), b);
 	assert_int_equal(next, 0);
 	d1 = num(json_array_get(d, 0), "id");
 	json_decref(d);
@@ -281,18 +277,18 @@ static void test_deliveries(void **state)
 	d = due(f->store, 1100, &next);
 	assert_int_equal(json_array_size(d), 2);
 	assert_int_equal(num(json_array_get(d, 0), "event_id"), e2);
-	assert_string_equal(str(json_array_get(d, 0), "webhook"), a);
+	assert_string_equal(th_str(json_array_get(d, 0), "webhook"), a);
 	assert_int_equal(next, 1500);
 	d2 = num(json_array_get(d, 0), "id");
 	json_decref(d);
 	w = get(f->store, a);
 	last = json_object_get(json_object_get(w, "deliveries"), "last");
 	assert_int_equal(num(last, "event_id"), e1);
-	assert_string_equal(str(last, "state"), "pending");
+	assert_string_equal(th_str(last, "state"), "pending");
 	assert_int_equal(num(last, "status"), 500);
 	assert_int_equal(num(last, "attempts"), 1);
-	assert_string_equal(str(last, "error"), "HTTP 500");
-	assert_string_equal(str(last, "at"), "1970-01-01T00:00:01Z");
+	assert_string_equal(th_str(last, "error"), "HTTP 500");
+	assert_string_equal(th_str(last, "at"), "1970-01-01T00:00:01Z");
 	json_decref(w);
 
 	/* then delivered on the second attempt, and the other one fails for good */
@@ -306,7 +302,7 @@ static void test_deliveries(void **state)
 	assert_int_equal(num(json_object_get(w, "deliveries"), "pending"), 0);
 	last = json_object_get(json_object_get(w, "deliveries"), "last");
 	assert_int_equal(num(last, "event_id"), e2);
-	assert_string_equal(str(last, "state"), "failed");
+	assert_string_equal(th_str(last, "state"), "failed");
 	assert_true(json_is_null(json_object_get(last, "status")));
 	recent = json_object_get(w, "recent");
 	assert_int_equal(json_array_size(recent), 2);
@@ -363,7 +359,7 @@ static void test_queue_bound_and_pruning(void **state)
 	w = get(f->store, a);
 	assert_int_equal(num(json_object_get(w, "deliveries"), "pending"), 3);
 	assert_int_equal(num(json_object_get(w, "deliveries"), "failed"), 2);
-	assert_string_equal(str(json_object_get(json_object_get(w, "deliveries"), "last"), "error"),
+	assert_string_equal(th_str(json_object_get(json_object_get(w, "deliveries"), "last"), "error"),
 			    "queue full");
 	json_decref(w);
 	d = due(f->store, 10, NULL);
