@@ -106,6 +106,8 @@
 /* How long a connection waits for another's write lock before giving up
  * with TN_E_UNAVAILABLE.  Transactions here are short; 5 s is a stuck one. */
 #define BUSY_TIMEOUT_MS 5000
+/* SQLite's memory, all connections together (mostly page caches). */
+#define STORE_CACHE_TOTAL (32ll << 20)
 /* Cursors are small; anything longer is not one of ours. */
 #define CURSOR_MAX 4096
 
@@ -908,7 +910,8 @@ static int conn_open_db(const char *path, int flags, sqlite3 **out, struct tn_er
 	/* cache_size: SQLite's default 2 MiB page cache re-reads a fleet's
 	 * targets table from the file at every pass (a rollout of 10,000
 	 * targets spent most of its time in pread); 16 MiB per connection,
-	 * taken only as used. */
+	 * taken only as used, and all of them together held to
+	 * STORE_CACHE_TOTAL (tn_store_open). */
 	ret = exec_sql(db,
 		       "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
 		       " PRAGMA cache_size = -16384;",
@@ -1229,6 +1232,11 @@ int tn_store_open(const char *path, struct tn_store **out, struct tn_error *err)
 	int version = 0;
 	int ret;
 
+	/* Every thread has its connection and its page cache: ten of them
+	 * filled by a fleet's enrollments held 100+ MB.  The page caches of
+	 * the whole process give pages back above this (the soft heap limit
+	 * is enforced by the page cache since SQLite 3.7.3). */
+	sqlite3_soft_heap_limit64(STORE_CACHE_TOTAL);
 	ret = conn_open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, err);
 	if (ret)
 		goto out;
