@@ -76,33 +76,71 @@ void tn_response_json(struct tn_response *resp, int status, json_t *body)
 	resp->json = body;
 }
 
-/* msg as a JSON string.  Messages quote what the client sent (a path, a
+/* The length of the well-formed UTF-8 sequence at s (1 for ASCII), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF (what JSON
+ * strings, and so our messages, hold). */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	uint32_t cp;
+	size_t more;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		more = 1;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		more = 2;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		more = 3;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i <= more; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* the NUL at the end stops it too */
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return more + 1;
+}
+
+/* Whether the NUL-terminated s is well-formed UTF-8. */
+static bool utf8_valid(const unsigned char *s)
+{
+	for (size_t n; *s; s += n)
+		if (!(n = utf8_seq(s)))
+			return false;
+	return true;
+}
+
+/* msg as a JSON string.  Messages quote what the client sent (a header, a
  * name), which need not be UTF-8: jansson refuses such text, and the error
- * would go out without its body.  Each byte that does not start a sequence
- * jansson accepts becomes '?'. */
+ * would go out without its body.  Each byte that does not start a
+ * well-formed sequence becomes '?'. */
 static json_t *message_string(const char *msg)
 {
-	json_t *s = json_string(msg);
+	const unsigned char *in = (const unsigned char *)msg;
 	char clean[TN_ERROR_MESSAGE_MAX];
-	size_t len = strlen(msg), in = 0, out = 0;
+	size_t out = 0, n;
 
-	if (s)
-		return s;
-	while (in < len && out < sizeof clean - 1) {
-		size_t n = 1;
-		json_t *one = NULL;
-
-		for (; n <= 4 && in + n <= len && !(one = json_stringn(msg + in, n)); n++)
-			;
-		if (one && out + n < sizeof clean) {
-			memcpy(clean + out, msg + in, n);
+	if (utf8_valid(in))
+		return json_string(msg);
+	while (*in && out < sizeof clean - 1) {
+		n = utf8_seq(in);
+		if (n && out + n < sizeof clean) {
+			memcpy(clean + out, in, n);
 			out += n;
 			in += n;
 		} else {
 			clean[out++] = '?';
 			in++;
 		}
-		json_decref(one);
 	}
 	clean[out] = '\0';
 	return json_string(clean);
@@ -247,41 +285,6 @@ static bool match(const char *pattern, struct tn_exchange *ex)
 			return i + 1 == ex->nsegs;
 		p = end + 1;
 	}
-}
-
-/* Whether s is well-formed UTF-8: no overlong forms, no surrogates,
- * nothing above U+10FFFF (what JSON strings, and so our messages, hold). */
-static bool utf8_valid(const unsigned char *s)
-{
-	while (*s) {
-		unsigned char c = *s++;
-		uint32_t cp;
-		int more;
-
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			more = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			more = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			more = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (int i = 0; i < more; i++, s++) {
-			if ((*s & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*s & 0x3f);
-		}
-		if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-	}
-	return true;
 }
 
 /* A decoded path segment every handler may take as a name: never a dot
