@@ -30,7 +30,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 
 #include "digest.h"
 #include "fsutil.h"
+#include "dbcheck.h"
 #include "harness.h"
 #include "xalloc.h"
 #include "zipwriter.h"
@@ -321,20 +321,10 @@ static void assert_no_files(const char *dir, const char *what)
 
 static void assert_db_consistent(const char *db_path)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL);
+	char why[512];
 
-	if (rc != SQLITE_OK)
-		fail_msg("open %s read-only: %s", db_path, sqlite3_errstr(rc));
-	sqlite3_busy_timeout(db, 10000);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	if (!th_db_consistent(db_path, why, sizeof why))
+		fail_msg("%s", why);
 }
 
 struct hashing_sink {

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "bundles.h"
 #include "fleet.h"
 #include "haproxy.h"
+#include "dbcheck.h"
 #include "harness.h"
 #include "nodes.h"
 #include "xalloc.h"
@@ -66,20 +66,10 @@ static void utc_now(char *buf, size_t size)
 
 static void assert_db_consistent(const char *db_path)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL);
+	char why[512];
 
-	if (rc != SQLITE_OK)
-		fail_msg("open %s read-only: %s", db_path, sqlite3_errstr(rc));
-	sqlite3_busy_timeout(db, 10000);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	if (!th_db_consistent(db_path, why, sizeof why))
+		fail_msg("%s", why);
 }
 
 /* ------------------------------------------------------------ the fleet */
@@ -123,40 +113,6 @@ static int teardown(void **state)
 	the_fleet = NULL;
 	unmount_disk();
 	return clean ? 0 : -1;
-}
-
-static json_t *post(struct th_fleet *f, const char *path, const char *body, long want)
-{
-	struct th_response r;
-	json_t *out;
-
-	th_fleet_call(f, "POST", path, body, &r);
-	if (r.status != want)
-		th_fleet_fail(f, "POST %s %s: want %ld, got %ld %s", path, body ? body : "", want,
-			      r.status, r.body);
-	out = json_incref(r.json);
-	th_response_free(&r);
-	return out;
-}
-
-static char *rollout(struct th_fleet *f, const char *dist, const char *strategy)
-{
-	char *body = xasprintf(
-	    "{\"cluster\": \"educa\", \"distribution\": \"%s\", \"strategy\": %s}", dist, strategy);
-	json_t *r = post(f, "/api/v1/rollouts", body, 201);
-	char *id = xstrdup(th_str(r, "id"));
-
-	json_decref(r);
-	free(body);
-	return id;
-}
-
-static void act(struct th_fleet *f, const char *id, const char *verb)
-{
-	char *path = xasprintf("/api/v1/rollouts/%s/%s", id, verb);
-
-	json_decref(post(f, path, NULL, 200));
-	free(path);
 }
 
 /* The number of items of a list path (one page of up to 500). */
@@ -606,8 +562,8 @@ static void test_server_unreachable(void **state)
 	wait_polling_again(f, since);
 
 	/* and a rollout afterwards succeeds */
-	id = rollout(f, "educa@1.1", "{\"batch_size\": 1}");
-	act(f, id, "approve");
+	id = th_fleet_rollout(f, "educa@1.1", "{\"batch_size\": 1}");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
 	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
@@ -708,10 +664,10 @@ static void test_node_vanishes_mid_batch(void **state)
 
 	(void)state;
 	release_version(th_str(json_array_get(start, 0), "actual"), version, sizeof version);
-	id = rollout(f, is(version, "1.1.0") ? "educa@1.0" : "educa@1.1",
+	id = th_fleet_rollout(f, is(version, "1.1.0") ? "educa@1.0" : "educa@1.1",
 		     "{\"batch_size\": 1, \"health_timeout_s\": 10, \"failure_threshold\": 1, "
 		     "\"auto_rollback\": true}");
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	/* the second batch's target dies with its whole node while it switches,
 	 * after the first batch's switched: the rollback has something to undo */
 	victim = wait_drained_switch(f, id, 1);

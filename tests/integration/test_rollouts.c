@@ -70,44 +70,6 @@ static int teardown(void **state)
 	return clean ? 0 : -1;
 }
 
-/* POSTs body to path; the answer's JSON when it is want (caller decrefs). */
-static json_t *post(struct th_fleet *f, const char *path, const char *body, long want)
-{
-	struct th_response r;
-	json_t *out;
-
-	th_fleet_call(f, "POST", path, body, &r);
-	if (r.status != want)
-		th_fleet_fail(f, "POST %s %s: want %ld, got %ld %s", path, body ? body : "", want,
-			      r.status, r.body);
-	out = json_incref(r.json);
-	th_response_free(&r);
-	return out;
-}
-
-/* Creates a rollout to dist with strategy (JSON text); its id (caller
- * frees). */
-static char *rollout(struct th_fleet *f, const char *dist, const char *strategy)
-{
-	char *body = xasprintf("{\"cluster\": \"educa\", \"distribution\": \"%s\", \"strategy\": %s}",
-			       dist, strategy);
-	json_t *r = post(f, "/api/v1/rollouts", body, 201);
-	char *id = xstrdup(th_str(r, "id"));
-
-	assert_string_equal(th_str(r, "state"), "pending_approval");
-	json_decref(r);
-	free(body);
-	return id;
-}
-
-static void act(struct th_fleet *f, const char *id, const char *verb)
-{
-	char *path = xasprintf("/api/v1/rollouts/%s/%s", id, verb);
-
-	json_decref(post(f, path, NULL, 200));
-	free(path);
-}
-
 /* Waits until every target of the rollout staged its release. */
 static void wait_prepared(struct th_fleet *f, const char *id, size_t n)
 {
@@ -189,7 +151,7 @@ static void test_canary_pause_then_finish(void **state)
 {
 	struct th_fleet *f = fleet(state);
 	struct th_load *l = start_traffic(f);
-	char *id = rollout(f, "educa@1.1", "{\"canary_percent\": 20, \"batch_size\": 2}");
+	char *id = th_fleet_rollout(f, "educa@1.1", "{\"canary_percent\": 20, \"batch_size\": 2}");
 	json_t *r, *live, *list;
 	struct traffic tr;
 	double t0;
@@ -209,7 +171,7 @@ static void test_canary_pause_then_finish(void **state)
 	wait_prepared(f, id, TARGETS);
 
 	t0 = th_now_s();
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "paused");
 	live = th_fleet_wait_running(f, TARGETS);
 	assert_int_equal(count_on(live, "educa@1.1.0+"), 1);
@@ -219,7 +181,7 @@ static void test_canary_pause_then_finish(void **state)
 	json_decref(live);
 	json_decref(r);
 
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
 	assert_string_equal(th_str(r, "state"), "succeeded");
 	assert_int_equal(json_array_size(json_object_get(r, "approvals")), 2);
@@ -248,13 +210,13 @@ static void test_broken_canary_rolls_back(void **state)
 	struct th_fleet *f = fleet(state);
 	json_t *before = th_fleet_wait_running(f, TARGETS), *r, *live, *t;
 	struct th_load *l = start_traffic(f);
-	char *id = rollout(f, "educa@1.2", "{\"canary_percent\": 20}");
+	char *id = th_fleet_rollout(f, "educa@1.2", "{\"canary_percent\": 20}");
 	const char *canary = NULL;
 	struct traffic tr;
 	size_t i;
 
 	wait_prepared(f, id, TARGETS);
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back|paused");
 	assert_string_equal(th_str(r, "state"), "rolled_back");
 	live = th_fleet_wait_running(f, TARGETS);
@@ -324,11 +286,11 @@ static void test_server_killed_mid_batch(void **state)
 {
 	struct th_fleet *f = fleet(state);
 	struct th_load *l = start_traffic(f);
-	char *id = rollout(f, "educa@1.0", "{\"batch_size\": 2}");
+	char *id = th_fleet_rollout(f, "educa@1.0", "{\"batch_size\": 2}");
 	json_t *r, *live;
 	struct traffic tr;
 
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	wait_switching(f, id);
 	th_server_kill9(&f->srv);
 	th_server_restart(&f->srv, (const char *const *)f->args);
@@ -348,16 +310,16 @@ static void test_server_killed_mid_batch(void **state)
 static void test_abort_after_first_batch(void **state)
 {
 	struct th_fleet *f = fleet(state);
-	char *id = rollout(f, "educa@1.1", "{\"batch_size\": 2, \"pause_after\": [0]}");
+	char *id = th_fleet_rollout(f, "educa@1.1", "{\"batch_size\": 2, \"pause_after\": [0]}");
 	json_t *r, *live, *b, *t;
 	size_t i, j, reverted = 0, skipped = 0;
 
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	json_decref(th_fleet_wait_rollout(f, id, "paused"));
 	live = th_fleet_wait_running(f, TARGETS);
 	assert_int_equal(count_on(live, "educa@1.1.0+"), 2);
 	json_decref(live);
-	act(f, id, "abort");
+	th_fleet_act(f, id, "abort");
 	r = th_fleet_wait_rollout(f, id, "aborted");
 	json_array_foreach(json_object_get(r, "batches"), i, b) {
 		json_array_foreach(json_object_get(b, "targets"), j, t) {
@@ -375,7 +337,7 @@ static void test_abort_after_first_batch(void **state)
 	{
 		char *path = xasprintf("/api/v1/rollouts/%s/approve", id);
 
-		json_decref(post(f, path, NULL, 409));
+		json_decref(th_fleet_post(f, path, NULL, 409));
 		free(path);
 	}
 	free(id);
@@ -402,24 +364,24 @@ static long long blob_downloads(struct th_fleet *f)
 static void test_undo_without_download(void **state)
 {
 	struct th_fleet *f = fleet(state);
-	char *id = rollout(f, "educa@1.1", "{\"batch_size\": 5}");
+	char *id = th_fleet_rollout(f, "educa@1.1", "{\"batch_size\": 5}");
 	json_t *r, *live;
 	long long downloads;
 	char *undo;
 
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
 	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
 	json_decref(th_fleet_wait_running(f, TARGETS));
 	downloads = blob_downloads(f);
 
-	r = post(f, "/api/v1/clusters/educa/undo", "{\"strategy\": {\"batch_size\": 5}}", 201);
+	r = th_fleet_post(f, "/api/v1/clusters/educa/undo", "{\"strategy\": {\"batch_size\": 5}}", 201);
 	undo = xstrdup(th_str(r, "id"));
 	assert_string_equal(th_str(r, "to"), "educa@1.0.0");
 	assert_string_equal(th_str(r, "state"), "pending_approval");
 	json_decref(r);
-	act(f, undo, "approve");
+	th_fleet_act(f, undo, "approve");
 	r = th_fleet_wait_rollout(f, undo, "succeeded|failed|rolled_back");
 	assert_string_equal(th_str(r, "state"), "succeeded");
 	json_decref(r);
@@ -435,12 +397,12 @@ static void test_undo_without_download(void **state)
 static void test_copy_joins_the_rollout(void **state)
 {
 	struct th_fleet *f = fleet(state);
-	char *id = rollout(f, "educa@1.1", "{\"batch_size\": 2}");
+	char *id = th_fleet_rollout(f, "educa@1.1", "{\"batch_size\": 2}");
 	json_t *live = th_fleet_wait_running(f, TARGETS), *r, *copy;
 	char *path = xasprintf("/api/v1/targets/%s/copy", th_str(json_array_get(live, 0), "id"));
 	char *copy_id;
 
-	copy = post(f, path, NULL, 202);
+	copy = th_fleet_post(f, path, NULL, 202);
 	/* the new target itself (docs/api.md), as POST .../copy answers it */
 	copy_id = xstrdup(th_str(copy, "id") ? th_str(copy, "id") : "");
 	if (!copy_id[0] || !starts(copy_id, "t-")) {
@@ -455,7 +417,7 @@ static void test_copy_joins_the_rollout(void **state)
 	assert_string_equal(part_of(json_array_get(json_object_get(r, "items"), 0), copy_id),
 			    "pending");
 	json_decref(r);
-	act(f, id, "approve");
+	th_fleet_act(f, id, "approve");
 	r = th_fleet_wait_rollout(f, id, "succeeded|failed|rolled_back");
 	assert_string_equal(th_str(r, "state"), "succeeded");
 	assert_string_equal(part_of(r, copy_id), "succeeded");

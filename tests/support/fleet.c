@@ -136,6 +136,42 @@ double th_fleet_wait_members(struct th_fleet *f, size_t n)
 	}
 }
 
+json_t *th_fleet_post(struct th_fleet *f, const char *path, const char *body, long want)
+{
+	struct th_response r;
+	json_t *out;
+
+	th_fleet_call(f, "POST", path, body, &r);
+	if (r.status != want)
+		th_fleet_fail(f, "POST %s %s: want %ld, got %ld %s", path, body ? body : "", want,
+			      r.status, r.body);
+	out = json_incref(r.json);
+	th_response_free(&r);
+	return out;
+}
+
+char *th_fleet_rollout(struct th_fleet *f, const char *dist, const char *strategy)
+{
+	char *body = xasprintf("{\"cluster\": \"educa\", \"distribution\": \"%s\", \"strategy\": %s}",
+			       dist, strategy);
+	json_t *r = th_fleet_post(f, "/api/v1/rollouts", body, 201);
+	char *id = xstrdup(th_str(r, "id"));
+
+	if (!th_str(r, "state") || strcmp(th_str(r, "state"), "pending_approval") != 0)
+		th_fleet_fail(f, "rollout %s: state %s, not pending_approval", id, th_str(r, "state"));
+	json_decref(r);
+	free(body);
+	return id;
+}
+
+void th_fleet_act(struct th_fleet *f, const char *id, const char *verb)
+{
+	char *path = xasprintf("/api/v1/rollouts/%s/%s", id, verb);
+
+	json_decref(th_fleet_post(f, path, NULL, 200));
+	free(path);
+}
+
 json_t *th_fleet_wait_rollout(struct th_fleet *f, const char *id, const char *states)
 {
 	double deadline = th_now_s() + 2 * TH_FLEET_NODE_DEADLINE_S;

@@ -48,6 +48,14 @@ void th_fleet_call(struct th_fleet *f, const char *method, const char *path, con
 		   struct th_response *r);
 /* GET path, which must answer 200; the body (caller decrefs). */
 json_t *th_fleet_get(struct th_fleet *f, const char *path);
+/* POSTs body (JSON text or NULL) to path, which must answer want; the
+ * answer's JSON (caller decrefs). */
+json_t *th_fleet_post(struct th_fleet *f, const char *path, const char *body, long want);
+/* Creates a rollout of "educa" to dist with strategy (JSON text), which
+ * must be pending approval; its id (caller frees). */
+char *th_fleet_rollout(struct th_fleet *f, const char *dist, const char *strategy);
+/* POST /api/v1/rollouts/ID/VERB, which must answer 200. */
+void th_fleet_act(struct th_fleet *f, const char *id, const char *verb);
 void th_fleet_upload(struct th_fleet *f, const char *name);
 /* Prints the targets, HAProxy's `show stat` and the end of the server's log. */
 void th_fleet_dump(struct th_fleet *f);
